@@ -1,0 +1,13 @@
+//! The binary crate's one error type.
+
+/// Everything the keystation commands can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A card or reader operation failed.
+    #[error(transparent)]
+    Card(#[from] keystation_core::Error),
+    /// Writing output failed.
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+}

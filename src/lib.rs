@@ -1,0 +1,13 @@
+//! The keystation binary's library half: configuration, CLI, logging and the services the
+//! binary runs. `main.rs` only parses the command line and calls into here.
+
+#[cfg(feature = "pcsc")]
+pub mod cards;
+pub mod cli;
+pub mod config;
+mod error;
+pub mod logging;
+#[cfg(feature = "grpc")]
+pub mod proto;
+
+pub use error::Error;

@@ -1,0 +1,2 @@
+//! keystation: identities on hardware keys.
+fn main() {}
