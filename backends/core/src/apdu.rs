@@ -428,7 +428,10 @@ mod tests {
             &[0, 0xA4, 4, 0, 0, 0, 0, 1],
             &[0, 0xA4, 4, 0, 0, 0, 2, 1],
         ] {
-            assert!(matches!(Command::parse(bad), Err(Error::MalformedCommand { .. })), "{bad:02X?}");
+            assert!(
+                matches!(Command::parse(bad), Err(Error::MalformedCommand { .. })),
+                "{bad:02X?}"
+            );
         }
     }
 
@@ -450,8 +453,14 @@ mod tests {
         assert_eq!(r.map(|r| r.status()), Some(StatusWord::SUCCESS));
         assert!(matches!(Response::parse(&[0x90]), Err(Error::ResponseTooShort { len: 1 })));
         let failed = Response::parse(&[0x69, 0x82]).map(Response::into_data);
-        assert!(matches!(failed, Ok(Err(Error::Status(StatusWord::SECURITY_STATUS_NOT_SATISFIED)))));
+        assert!(matches!(
+            failed,
+            Ok(Err(Error::Status(StatusWord::SECURITY_STATUS_NOT_SATISFIED)))
+        ));
         assert_eq!(Response::new(vec![9], StatusWord::SUCCESS).to_bytes(), [9, 0x90, 0]);
-        assert_eq!(format!("{:?}", Response::new(vec![9], StatusWord::SUCCESS)), "Response(1 data bytes, 9000 (success))");
+        assert_eq!(
+            format!("{:?}", Response::new(vec![9], StatusWord::SUCCESS)),
+            "Response(1 data bytes, 9000 (success))"
+        );
     }
 }

@@ -112,10 +112,10 @@ impl<'a> Transaction<'a> {
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
-        if self.open {
-            if let Err(error) = self.card.end_transaction() {
-                tracing::debug!(%error, "ending card transaction failed");
-            }
+        if self.open
+            && let Err(error) = self.card.end_transaction()
+        {
+            tracing::debug!(%error, "ending card transaction failed");
         }
     }
 }

@@ -168,9 +168,10 @@ impl<'c> Channel<'c> {
         command.encode_into(extended, &mut self.send)?;
         tracing::trace!(target: TRACE_TARGET, "> {command}");
         let received = self.card.transmit(&self.send, &mut self.receive)?;
-        let bytes = self.receive.get(..received).ok_or(Error::BufferTooSmall {
-            capacity: self.receive.len(),
-        })?;
+        let bytes = self
+            .receive
+            .get(..received)
+            .ok_or(Error::BufferTooSmall { capacity: self.receive.len() })?;
         let response = Response::parse(bytes)?;
         tracing::trace!(
             target: TRACE_TARGET,
@@ -211,9 +212,10 @@ mod tests {
 
     impl Card for Script {
         fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, Error> {
-            let (expected, answer) = self.steps.pop_front().ok_or(Error::transport(
-                crate::TransportFailure::Unresponsive,
-            ))?;
+            let (expected, answer) = self
+                .steps
+                .pop_front()
+                .ok_or(Error::transport(crate::TransportFailure::Unresponsive))?;
             assert_eq!(command, &expected[..], "unexpected command");
             response[..answer.len()].copy_from_slice(&answer);
             Ok(answer.len())
@@ -242,7 +244,8 @@ mod tests {
             (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
             (&[0, 0xB0, 0, 0, 0x04], &[9, 9, 9, 9, 0x90, 0]),
         ]);
-        let r = Channel::new(&mut card).transmit(&Command::new(0, 0xB0, 0, 0).with_le(Le::Exactly(16)));
+        let r =
+            Channel::new(&mut card).transmit(&Command::new(0, 0xB0, 0, 0).with_le(Le::Exactly(16)));
         assert_eq!(r.map(|r| r.data().len()).ok(), Some(4));
     }
 
@@ -254,7 +257,8 @@ mod tests {
         let mut second = vec![0x00, 0xDB, 0x3F, 0xFF, 45];
         second.extend_from_slice(&data[255..]);
         let mut card = Script::new(&[(&first, &[0x90, 0]), (&second, &[0x90, 0])]);
-        let r = Channel::new(&mut card).transmit(&Command::new(0, 0xDB, 0x3F, 0xFF).with_data(&data));
+        let r =
+            Channel::new(&mut card).transmit(&Command::new(0, 0xDB, 0x3F, 0xFF).with_data(&data));
         assert_eq!(r.map(|r| r.status()).ok(), Some(StatusWord::SUCCESS));
         assert!(card.steps.is_empty());
     }
@@ -265,7 +269,8 @@ mod tests {
         let mut first = vec![0x10, 0xDB, 0x3F, 0xFF, 255];
         first.extend_from_slice(&data[..255]);
         let mut card = Script::new(&[(&first, &[0x69, 0x82])]);
-        let r = Channel::new(&mut card).transmit_ok(&Command::new(0, 0xDB, 0x3F, 0xFF).with_data(&data));
+        let r = Channel::new(&mut card)
+            .transmit_ok(&Command::new(0, 0xDB, 0x3F, 0xFF).with_data(&data));
         assert!(matches!(r, Err(Error::Status(StatusWord::SECURITY_STATUS_NOT_SATISFIED))));
     }
 
@@ -296,7 +301,8 @@ mod tests {
                 Ok(258)
             }
         }
-        let r = Channel::new(&mut Endless).transmit(&Command::new(0, 0xCA, 0, 0x6E).with_le(Le::Max));
+        let r =
+            Channel::new(&mut Endless).transmit(&Command::new(0, 0xCA, 0, 0x6E).with_le(Le::Max));
         assert!(matches!(r, Err(Error::ResponseOverflow { .. })));
     }
 

@@ -177,6 +177,21 @@ pub enum Error {
     /// An algorithm name that keystation does not know.
     #[error("unknown algorithm name {0:?}")]
     UnknownAlgorithm(Box<str>),
+    /// The backend cannot apply the requested PIN or touch policy.
+    #[error("the requested PIN or touch policy is not supported here")]
+    UnsupportedPolicy,
+    /// A signing input that does not fit the key (digest length, message for ECDSA).
+    #[error("signing input does not fit a {0} key")]
+    InvalidSignInput(KeyAlgorithm),
+    /// The random source failed.
+    #[error("the random source failed")]
+    RandomSourceFailed,
+    /// A provisioner refused the request.
+    #[error("unauthorized: {0}")]
+    Unauthorized(crate::provisioner::Denial),
+    /// Provisioner claims with a zero or disordered duration range.
+    #[error("invalid claims: every duration range must satisfy 0 < min <= default <= max")]
+    InvalidClaims,
 }
 
 impl Error {

@@ -32,4 +32,5 @@ pub use channel::{Channel, ChannelOptions};
 pub use error::{Error, TransportFailure};
 pub use keygen::KeyGen;
 pub use provisioner::Provisioner;
+pub use secret::{SecretBytes, SecretKey};
 pub use status::StatusWord;
