@@ -217,15 +217,18 @@ impl Command {
     }
 }
 
+// Parsing always yields `Le::Exactly`: `00` is 256 in short form and `0000` 65 536 in
+// extended form (§5.1), so a parsed command re-encodes to an equal command whichever
+// form the encoder picks.
 fn short_le(byte: u8) -> Le {
-    if byte == 0 { Le::Max } else { Le::Exactly(byte as u32) }
+    Le::Exactly(if byte == 0 { 256 } else { byte as u32 })
 }
 
 fn extended_le(hi: u8, lo: u8) -> Le {
-    match u16::from_be_bytes([hi, lo]) {
-        0 => Le::Max,
-        n => Le::Exactly(n as u32),
-    }
+    Le::Exactly(match u16::from_be_bytes([hi, lo]) {
+        0 => 65_536,
+        n => n as u32,
+    })
 }
 
 /// Instructions whose command data is secret, across the applets keystation speaks:
@@ -403,10 +406,11 @@ mod tests {
     fn parse_inverts_encode_in_every_case() {
         let cases = [
             Command::new(0, 0xA4, 4, 0),
-            Command::new(0, 0xCA, 0, 0x6E).with_le(Le::Max),
+            Command::new(0, 0xCA, 0, 0x6E).with_le(Le::Exactly(256)),
             Command::new(0, 0xCA, 0, 0x6E).with_le(Le::Exactly(5)),
+            Command::new(0, 0xCA, 0, 0x6E).with_le(Le::Exactly(65_536)),
             Command::new(0, 0x20, 0, 0x81).with_data(b"123456"),
-            Command::new(0, 0x2A, 0x9E, 0x9A).with_data(&[1; 51]).with_le(Le::Max),
+            Command::new(0, 0x2A, 0x9E, 0x9A).with_data(&[1; 51]).with_le(Le::Exactly(256)),
             Command::new(0, 0x47, 0x81, 0).with_le(Le::Exactly(4096)),
             Command::new(0, 0xDB, 0x3F, 0xFF).with_data(&[7; 1000]),
             Command::new(0, 0xDB, 0x3F, 0xFF).with_data(&[7; 1000]).with_le(Le::Exactly(300)),
@@ -416,6 +420,18 @@ mod tests {
             assert_eq!(parsed.as_ref().map(|p| p.to_string()), Ok(c.to_string()), "{c}");
             assert_eq!(parsed.ok(), Some(c.clone()));
         }
+    }
+
+    #[test]
+    fn parsed_le_is_a_count_in_either_form() {
+        let short_max = Command::parse(&[0, 0xCA, 0, 0x6E, 0]).map(|c| c.le).ok();
+        assert_eq!(short_max, Some(Le::Exactly(256)));
+        let ext_max = Command::parse(&[0, 0xCA, 0, 0x6E, 0, 0, 0]).map(|c| c.le).ok();
+        assert_eq!(ext_max, Some(Le::Exactly(65_536)));
+        // Extended 0100 asks for 256, which the short form carries as 00: still equal.
+        let ext_256 = Command::parse(&[0, 0xCA, 0, 0x7E, 0, 1, 0]).ok();
+        let reparsed = ext_256.as_ref().and_then(|c| Command::parse(&enc(c)).ok());
+        assert_eq!(reparsed, ext_256);
     }
 
     #[test]

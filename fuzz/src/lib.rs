@@ -1,0 +1,121 @@
+//! Fuzz target bodies for keystation's parsers.
+//!
+//! Each function takes arbitrary bytes, must never panic, and asserts the invariants of
+//! the parser it drives. The cargo-fuzz binaries in `fuzz_targets/` call them, and
+//! `tests/replay.rs` replays the seed corpus through them on the stable toolchain.
+
+use std::collections::VecDeque;
+
+use keystation_core::apdu::{Command, Le, Response};
+use keystation_core::tlv::{self, Tag};
+use keystation_core::{Card, Channel, ChannelOptions, Error, TransportFailure};
+
+/// `Command::parse` on arbitrary bytes: either a clear error, or a command whose
+/// encoding parses back to the same command.
+pub fn apdu_command(data: &[u8]) {
+    let Ok(command) = Command::parse(data) else { return };
+    let encoded = command.encode().expect("a parsed command always encodes");
+    let again = Command::parse(&encoded).expect("our own encoding parses");
+    assert_eq!(again, command, "encode/parse round trip");
+    // Display must not panic, and must hide the data of secret-bearing commands.
+    let shown = command.to_string();
+    if command.has_secret_data() && !command.data().is_empty() {
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+}
+
+/// A card that answers with responses cut from the fuzz input.
+struct ScriptedCard {
+    responses: VecDeque<Vec<u8>>,
+    extended: bool,
+}
+
+impl Card for ScriptedCard {
+    fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, Error> {
+        // What the channel sends must always be a well-formed APDU.
+        Command::parse(command).expect("channel sends well-formed APDUs");
+        let next =
+            self.responses.pop_front().ok_or(Error::transport(TransportFailure::CardRemoved))?;
+        let n = next.len().min(response.len());
+        response[..n].copy_from_slice(&next[..n]);
+        Ok(n)
+    }
+
+    fn supports_extended_length(&self) -> bool {
+        self.extended
+    }
+}
+
+/// `Response::parse` and the whole [`Channel`] exchange (chaining, `61xx` GET RESPONSE,
+/// `6Cxx` re-send) against a card whose answers come from the input.
+///
+/// Input layout: byte 0 picks options (bit 0 extended length, bits 1–2 the command's
+/// data size class, bit 3 Le); then responses, each a 2-byte big-endian length and that
+/// many bytes.
+pub fn apdu_response(data: &[u8]) {
+    let _ = Response::parse(data);
+    let Some((&options, mut rest)) = data.split_first() else { return };
+    let mut responses = VecDeque::new();
+    while rest.len() >= 2 {
+        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        let take = len.min(rest.len() - 2);
+        responses.push_back(rest[2..2 + take].to_vec());
+        rest = &rest[2 + take..];
+    }
+    let mut card = ScriptedCard { responses, extended: options & 1 != 0 };
+    let max_response_len = 4096;
+    let channel_options = ChannelOptions { extended_length: options & 1 != 0, max_response_len };
+    let data_len = [0usize, 10, 255, 600][usize::from(options >> 1) & 3];
+    let le = if options & 8 != 0 { Le::Max } else { Le::None };
+    let command = Command::new(0, 0xCA, 0, 0x6E).with_data(&vec![0x5C; data_len]).with_le(le);
+    let mut channel = Channel::with_options(&mut card, channel_options);
+    match channel.transmit(&command) {
+        Ok(response) => {
+            assert!(response.data().len() <= max_response_len, "response limit enforced");
+            assert!(response.status().bytes_remaining().is_none(), "61xx is never returned");
+        }
+        Err(_) => {}
+    }
+}
+
+/// BER-TLV reading: every object found lies inside the input; writing what was read and
+/// reading it again gives the same objects; where the `iso7816-tlv` crate also accepts a
+/// single primitive object, both read the same tag and value.
+pub fn ber_tlv(data: &[u8]) {
+    let objects: Vec<_> = tlv::parse(data).collect();
+    let mut rewritten = Vec::new();
+    for object in objects.iter().flatten() {
+        assert!(object.value().len() <= data.len());
+        tlv::write(&mut rewritten, object.tag(), object.value());
+        // Nested searches are bounded and must not panic.
+        let _ = object.children().count();
+    }
+    let ok: Vec<_> = objects.iter().filter_map(|o| o.as_ref().ok()).collect();
+    let reread: Vec<_> =
+        tlv::parse(&rewritten).collect::<Result<_, _>>().expect("our own encoding parses");
+    assert_eq!(reread.len(), ok.len());
+    for (a, b) in reread.iter().zip(&ok) {
+        assert_eq!((a.tag(), a.value()), (b.tag(), b.value()));
+    }
+    for tag in [0x6E, 0x73, 0xC5, 0x7F49, 0x5FC102] {
+        let _ = tlv::find_nested(data, Tag(tag));
+    }
+
+    // Differential check against iso7816-tlv on one primitive object without padding.
+    if let [first, ..] = data
+        && *first != 0x00
+        && *first != 0xFF
+        && let [Ok(ours)] = objects.as_slice()
+        && !ours.tag().is_constructed()
+        && let Ok(theirs) = iso7816_tlv::ber::Tlv::from_bytes(data)
+        && let iso7816_tlv::ber::Value::Primitive(value) = theirs.value()
+    {
+        let tag_bytes = theirs.tag().to_bytes();
+        let tag = tag_bytes.iter().fold(0u32, |t, b| (t << 8) | u32::from(*b));
+        assert_eq!(
+            (ours.tag().0, ours.value()),
+            (tag, value.as_slice()),
+            "differs from iso7816-tlv"
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! Replays every committed seed (and any local corpus) through the fuzz target bodies, on
+//! the stable toolchain: `cargo test --no-default-features` in `fuzz/`.
+
+use std::path::Path;
+
+fn replay(target: &str, body: fn(&[u8])) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut count = 0;
+    for dir in [root.join("seeds").join(target), root.join("corpus").join(target)] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let path = entry.expect("readable corpus directory").path();
+            let data = std::fs::read(&path).expect("readable corpus file");
+            body(&data);
+            count += 1;
+        }
+    }
+    assert!(count > 0, "no seeds found for {target} under {}", root.join("seeds").display());
+}
+
+#[test]
+fn apdu_command_seeds() {
+    replay("apdu_command", keystation_fuzz::apdu_command);
+}
+
+#[test]
+fn apdu_response_seeds() {
+    replay("apdu_response", keystation_fuzz::apdu_response);
+}
+
+#[test]
+fn ber_tlv_seeds() {
+    replay("ber_tlv", keystation_fuzz::ber_tlv);
+}
