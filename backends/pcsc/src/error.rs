@@ -1,0 +1,142 @@
+//! Mapping PC/SC return codes onto [`TransportFailure`] kinds.
+//!
+//! The codes are those of PC/SC part 5 ("ICC Resource Manager Definition") as pcsc-lite
+//! returns them from its `SCard*` functions (`SCARD_E_*`, `SCARD_W_*`). Callers only ever
+//! see [`keystation_core::Error::Transport`]; the PC/SC code travels along as the error's
+//! source, as a private type, so that logs keep the exact cause.
+
+use keystation_core::{Error, TransportFailure};
+
+/// A failed PC/SC call: which `SCard*` function failed and the code it returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PcscFailure {
+    /// The pcsc-lite function, e.g. `"SCardTransmit"`.
+    pub(crate) call: &'static str,
+    /// What it returned.
+    pub(crate) code: pcsc::Error,
+}
+
+impl PcscFailure {
+    pub(crate) fn new(call: &'static str, code: pcsc::Error) -> Self {
+        Self { call, code }
+    }
+
+    /// The transport failure kind of this code.
+    pub(crate) fn kind(&self) -> TransportFailure {
+        kind_of(self.code)
+    }
+
+    /// Converts into the crate-independent error, keeping `self` as the source.
+    pub(crate) fn into_error(self) -> Error {
+        match self.code {
+            pcsc::Error::InsufficientBuffer | pcsc::Error::PciTooSmall => {
+                // Only transmit can report this and it turns it into `BufferTooSmall`
+                // itself; anywhere else it is an internal failure.
+                Error::transport_with(TransportFailure::Other, self)
+            }
+            _ => Error::transport_with(self.kind(), self),
+        }
+    }
+}
+
+impl core::fmt::Display for PcscFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} failed: {} (0x{:08X})", self.call, self.code, self.code as u32)
+    }
+}
+
+impl std::error::Error for PcscFailure {}
+
+impl From<PcscFailure> for Error {
+    fn from(failure: PcscFailure) -> Self {
+        failure.into_error()
+    }
+}
+
+/// Extension to attach the failing function's name to a pcsc result.
+pub(crate) trait Call<T> {
+    /// Tags the error with the `SCard*` function that returned it.
+    fn call(self, name: &'static str) -> Result<T, PcscFailure>;
+}
+
+impl<T> Call<T> for Result<T, pcsc::Error> {
+    fn call(self, name: &'static str) -> Result<T, PcscFailure> {
+        self.map_err(|code| PcscFailure::new(name, code))
+    }
+}
+
+/// The [`TransportFailure`] kind of a PC/SC return code.
+///
+/// | PC/SC code | kind |
+/// |---|---|
+/// | `SCARD_E_NO_SERVICE`, `SCARD_E_SERVICE_STOPPED`, `SCARD_P_SHUTDOWN` | `ServiceUnavailable` |
+/// | `SCARD_E_UNKNOWN_READER`, `SCARD_E_READER_UNAVAILABLE`, `SCARD_E_NO_READERS_AVAILABLE` | `UnknownReader` |
+/// | `SCARD_E_NO_SMARTCARD` | `NoCard` |
+/// | `SCARD_W_REMOVED_CARD` | `CardRemoved` |
+/// | `SCARD_W_RESET_CARD` | `CardReset` |
+/// | `SCARD_E_SHARING_VIOLATION` | `SharingViolation` |
+/// | `SCARD_W_UNRESPONSIVE_CARD`, `SCARD_W_UNPOWERED_CARD` | `Unresponsive` |
+/// | `SCARD_E_TIMEOUT` | `Timeout` |
+/// | anything else | `Other` |
+pub(crate) fn kind_of(code: pcsc::Error) -> TransportFailure {
+    use pcsc::Error as E;
+    match code {
+        E::NoService | E::ServiceStopped | E::Shutdown => TransportFailure::ServiceUnavailable,
+        E::UnknownReader | E::ReaderUnavailable | E::NoReadersAvailable => {
+            TransportFailure::UnknownReader
+        }
+        E::NoSmartcard => TransportFailure::NoCard,
+        E::RemovedCard => TransportFailure::CardRemoved,
+        E::ResetCard => TransportFailure::CardReset,
+        E::SharingViolation => TransportFailure::SharingViolation,
+        E::UnresponsiveCard | E::UnpoweredCard => TransportFailure::Unresponsive,
+        E::Timeout => TransportFailure::Timeout,
+        _ => TransportFailure::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn codes_map_to_the_documented_kinds() {
+        use pcsc::Error as E;
+        let table = [
+            (E::NoService, TransportFailure::ServiceUnavailable),
+            (E::ServiceStopped, TransportFailure::ServiceUnavailable),
+            (E::UnknownReader, TransportFailure::UnknownReader),
+            (E::ReaderUnavailable, TransportFailure::UnknownReader),
+            (E::NoSmartcard, TransportFailure::NoCard),
+            (E::RemovedCard, TransportFailure::CardRemoved),
+            (E::ResetCard, TransportFailure::CardReset),
+            (E::SharingViolation, TransportFailure::SharingViolation),
+            (E::UnresponsiveCard, TransportFailure::Unresponsive),
+            (E::Timeout, TransportFailure::Timeout),
+            (E::CommError, TransportFailure::Other),
+            (E::InvalidHandle, TransportFailure::Other),
+        ];
+        for (code, kind) in table {
+            assert_eq!(kind_of(code), kind, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn the_pcsc_code_is_kept_as_the_source() {
+        let error: Error = PcscFailure::new("SCardTransmit", pcsc::Error::CommError).into();
+        assert_eq!(error.transport_failure(), Some(TransportFailure::Other));
+        let source = error.source().map(ToString::to_string).unwrap_or_default();
+        assert!(source.starts_with("SCardTransmit failed: "), "{source}");
+        assert!(source.ends_with("(0x80100013)"), "{source}");
+    }
+
+    #[test]
+    fn call_tags_errors_with_the_function_name() {
+        let r: Result<(), pcsc::Error> = Err(pcsc::Error::NoSmartcard);
+        assert_eq!(
+            r.call("SCardConnect"),
+            Err(PcscFailure::new("SCardConnect", pcsc::Error::NoSmartcard))
+        );
+    }
+}
