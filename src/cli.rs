@@ -1,1 +1,222 @@
-//! placeholder
+//! The command line: options, subcommands, and [`run`], which `main` calls.
+//!
+//! Every configuration option is an `Option` with no clap default and no clap `env`
+//! attribute: [`GlobalArgs`] is serialized (unset options skipped) as the top
+//! configuration layer, so clap never hides a value from the file or the environment, and
+//! `config show` can say which flag set what. Values are validated by [`crate::config`],
+//! with the same messages as for every other layer.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::Error;
+use crate::config::{self, Token, show::ShowFormat};
+
+/// Exit status for a configuration error (also what clap uses for a usage error).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit status for a command that failed.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// keystation: provision identities onto smart cards.
+#[derive(Debug, Parser)]
+#[command(
+    name = "keystation",
+    version,
+    about = "Provision identities onto smart cards (OpenPGP card, PIV) over raw APDUs",
+    after_help = "Configuration, lowest to highest precedence: built-in defaults, the TOML file \
+                  (--config or KEYSTATION_CONFIG), ./.env, ./.env.local, the environment, \
+                  command-line options. `keystation config show` prints each value and its \
+                  source.",
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Configuration options (valid before or after the subcommand).
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The configuration options. Each overrides every other source; see [`crate::config`].
+#[derive(Debug, Clone, Default, Args, Serialize)]
+#[command(next_help_heading = "Configuration")]
+pub struct GlobalArgs {
+    /// TOML config file
+    ///
+    /// [env: KEYSTATION_CONFIG] [default: none]
+    #[arg(long, global = true, value_name = "PATH")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Station id shown in defguard
+    ///
+    /// [env: KEYSTATION_ID, WORKER_ID, ID] [default: YubikeyProvisioner]
+    #[arg(long, global = true, value_name = "ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+
+    /// error, warn, info, debug or trace
+    ///
+    /// [env: KEYSTATION_LOG_LEVEL, LOG_LEVEL] [default: info]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+
+    /// Log lines as text or json, on stderr
+    ///
+    /// [env: KEYSTATION_LOG_FORMAT] [default: text]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+
+    /// defguard gRPC endpoint, http:// or https://
+    ///
+    /// [env: KEYSTATION_GRPC_URL, GRPC_URL] [default: http://127.0.0.1:50055]
+    #[arg(long = "grpc", global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_url: Option<String>,
+
+    /// CA certificate (PEM) for defguard's TLS certificate
+    ///
+    /// [env: KEYSTATION_GRPC_CA, GRPC_CA] [default: none]
+    #[arg(long = "ca-file", global = true, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_ca: Option<String>,
+
+    /// Authorization token from defguard's Provisioners page (secret; prefer the environment)
+    ///
+    /// [env: KEYSTATION_TOKEN, DEFGUARD_TOKEN]
+    #[arg(long, global = true, value_name = "TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Token>,
+
+    /// How many times to look for a card before a job fails
+    ///
+    /// [env: KEYSTATION_SMARTCARD_RETRIES, YUBIKEY_RETRIES] [default: 1]
+    #[arg(long, global = true, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smartcard_retries: Option<String>,
+
+    /// Seconds between looks for a card
+    ///
+    /// [env: KEYSTATION_SMARTCARD_RETRY_INTERVAL, YUBIKEY_RETRY_INTERVAL] [default: 15]
+    #[arg(long, global = true, value_name = "SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smartcard_retry_interval: Option<String>,
+
+    /// Accepted for compatibility, unused: none, basic, advanced, expert or guru
+    ///
+    /// [env: KEYSTATION_GPG_DEBUG_LEVEL, GPG_DEBUG_LEVEL] [default: none]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpg_debug_level: Option<String>,
+
+    /// Use only PC/SC readers whose name contains this
+    ///
+    /// [env: KEYSTATION_READER] [default: any]
+    #[arg(long, global = true, value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader: Option<String>,
+
+    /// Open the card exclusive or shared
+    ///
+    /// [env: KEYSTATION_SHARE_MODE] [default: exclusive]
+    #[arg(long, global = true, value_name = "MODE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_mode: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Work with cards and readers.
+    #[cfg(feature = "pcsc")]
+    #[command(subcommand)]
+    Card(CardCommand),
+}
+
+/// `keystation config …`
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum ConfigCommand {
+    /// Print every setting, its effective value and where it came from (secrets redacted).
+    Show {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+}
+
+/// `keystation card …`
+#[cfg(feature = "pcsc")]
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum CardCommand {
+    /// List PC/SC readers and the cards in them (honours --reader).
+    List,
+}
+
+/// Runs the parsed command line against the real environment, writing command output to
+/// stdout and errors to stderr. Returns the process exit status: 0 on success, 2 for a
+/// configuration error, 1 when the command fails.
+pub fn run(cli: Cli) -> ExitCode {
+    let loaded = match config::load(&cli.global) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            report(&Error::Config(error));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    crate::logging::init(loaded.settings.log_level, loaded.settings.log_format);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = execute(&cli.command, &loaded, &mut out).and_then(|()| Ok(out.flush()?));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`keystation config show | head -1`).
+        Err(Error::Io(error)) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            report(&error);
+            ExitCode::from(match error {
+                Error::Config(_) => EXIT_CONFIG,
+                _ => EXIT_FAILURE,
+            })
+        }
+    }
+}
+
+/// Runs one command with loaded configuration, writing its output to `out`.
+pub fn execute(
+    command: &Command,
+    loaded: &config::Loaded,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    match command {
+        Command::Config(ConfigCommand::Show { format }) => {
+            config::show::write(loaded, *format, out)?;
+        }
+        #[cfg(feature = "pcsc")]
+        Command::Card(CardCommand::List) => {
+            crate::cards::list(loaded.settings.reader.as_deref(), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `error: …` to stderr; if even that fails there is nobody left to tell.
+fn report(error: &Error) {
+    let _ = writeln!(io::stderr(), "error: {error}");
+}

@@ -10,4 +10,7 @@ pub enum Error {
     /// Writing output failed.
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
+    /// The configuration could not be loaded (the process exits with status 2).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }

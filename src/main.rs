@@ -1,2 +1,7 @@
 //! keystation: identities on hardware keys.
-fn main() {}
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    keystation::cli::run(keystation::cli::Cli::parse())
+}

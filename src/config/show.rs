@@ -1,0 +1,142 @@
+//! `keystation config show`: every key, its effective value and where it came from.
+//!
+//! Secrets are shown as `<redacted>` (or `(unset)`); [`Loaded`] never holds them in its
+//! entries, so nothing here can leak one.
+
+use std::io::{self, Write};
+
+use super::{Entry, Loaded, Origin, ShownValue};
+
+/// Output format of `config show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum ShowFormat {
+    /// An aligned table: key, value, source.
+    #[default]
+    Text,
+    /// One JSON object (machine-readable; same information).
+    Json,
+}
+
+/// Writes `loaded` to `out` in `format`.
+pub fn write(loaded: &Loaded, format: ShowFormat, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        ShowFormat::Text => write_text(loaded, out),
+        ShowFormat::Json => write_json(loaded, out),
+    }
+}
+
+fn write_text(loaded: &Loaded, out: &mut dyn Write) -> io::Result<()> {
+    const HEADER: [&str; 3] = ["KEY", "VALUE", "SOURCE"];
+    let rows: Vec<[String; 3]> = loaded
+        .entries
+        .iter()
+        .map(|e| [e.key.to_owned(), e.value.to_string(), e.origin.to_string()])
+        .collect();
+    let width = |column: usize| {
+        rows.iter().map(|r| r[column].chars().count()).chain([HEADER[column].len()]).max()
+    };
+    let (key_width, value_width) = (width(0).unwrap_or(0), width(1).unwrap_or(0));
+    writeln!(out, "{:key_width$}  {:value_width$}  {}", HEADER[0], HEADER[1], HEADER[2])?;
+    for [key, value, source] in &rows {
+        writeln!(out, "{key:key_width$}  {value:value_width$}  {source}")?;
+    }
+    match &loaded.config_file {
+        Some(file) => {
+            writeln!(out, "\nconfig file: {} (named by {})", file.path.display(), file.named_by)
+        }
+        None => writeln!(out, "\nconfig file: none"),
+    }
+}
+
+fn write_json(loaded: &Loaded, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "{{")?;
+    match &loaded.config_file {
+        Some(file) => writeln!(
+            out,
+            "  \"config_file\": {{\"path\": {}, \"named_by\": {}}},",
+            json_string(&file.path.to_string_lossy()),
+            json_origin(&file.named_by)
+        )?,
+        None => writeln!(out, "  \"config_file\": null,")?,
+    }
+    writeln!(out, "  \"settings\": {{")?;
+    let last = loaded.entries.len().saturating_sub(1);
+    for (i, entry) in loaded.entries.iter().enumerate() {
+        let comma = if i == last { "" } else { "," };
+        writeln!(out, "    {}: {}{comma}", json_string(entry.key), json_entry(entry))?;
+    }
+    writeln!(out, "  }}")?;
+    writeln!(out, "}}")
+}
+
+fn json_entry(entry: &Entry) -> String {
+    let value = match &entry.value {
+        ShownValue::Unset => "null".to_owned(),
+        ShownValue::Redacted => json_string(super::REDACTED),
+        ShownValue::Text(text) => json_string(text),
+        ShownValue::Number(n) => n.to_string(),
+    };
+    let secret = matches!(entry.value, ShownValue::Redacted)
+        || super::keys::spec(entry.key).is_some_and(|s| s.secret);
+    format!(
+        "{{\"value\": {value}, \"secret\": {secret}, \"source\": {}, \"origin\": {}}}",
+        json_string(&entry.origin.to_string()),
+        json_origin(&entry.origin)
+    )
+}
+
+/// The origin as an object: `{"layer": "environment", "variable": "GRPC_URL"}`.
+fn json_origin(origin: &Origin) -> String {
+    match origin {
+        Origin::Default => r#"{"layer": "default"}"#.to_owned(),
+        Origin::ConfigFile { path } => {
+            format!(
+                r#"{{"layer": "config_file", "path": {}}}"#,
+                json_string(&path.to_string_lossy())
+            )
+        }
+        Origin::DotEnv { path, variable } => format!(
+            r#"{{"layer": "dotenv", "path": {}, "variable": {}}}"#,
+            json_string(&path.to_string_lossy()),
+            json_string(variable)
+        ),
+        Origin::Environment { variable } => {
+            format!(r#"{{"layer": "environment", "variable": {}}}"#, json_string(variable))
+        }
+        Origin::CommandLine { flag } => {
+            format!(r#"{{"layer": "command_line", "flag": {}}}"#, json_string(flag))
+        }
+    }
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings() {
+        assert_eq!(json_string("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\u0001é\"");
+    }
+}

@@ -1,0 +1,137 @@
+//! The command line as a user meets it: help, version, and mistakes.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn keystation(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    run_in(dir.path(), args)
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keystation"));
+    command.current_dir(dir).env_clear().args(args);
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command.output().expect("run keystation")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_lists_commands_and_options() {
+    let output = keystation(&["--help"]);
+    assert!(output.status.success());
+    let help = text(&output.stdout);
+    assert!(help.contains("Usage: keystation"), "{help}");
+    assert!(help.contains("config"), "{help}");
+    #[cfg(feature = "pcsc")]
+    assert!(help.contains("card"), "{help}");
+    for flag in [
+        "--config",
+        "--id",
+        "--log-level",
+        "--log-format",
+        "--grpc",
+        "--ca-file",
+        "--token",
+        "--smartcard-retries",
+        "--smartcard-retry-interval",
+        "--gpg-debug-level",
+        "--reader",
+        "--share-mode",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from\n{help}");
+    }
+    // The long help names the environment variables and defaults.
+    assert!(help.contains("WORKER_ID"), "{help}");
+    assert!(help.contains("DEFGUARD_TOKEN"), "{help}");
+    assert!(help.contains("[default: http://127.0.0.1:50055]"), "{help}");
+}
+
+#[test]
+fn subcommand_help() {
+    let output = keystation(&["config", "show", "--help"]);
+    assert!(output.status.success());
+    let help = text(&output.stdout);
+    assert!(help.contains("--format"), "{help}");
+    assert!(help.contains("json"), "{help}");
+}
+
+#[cfg(feature = "pcsc")]
+#[test]
+fn card_help() {
+    let output = keystation(&["card", "--help"]);
+    assert!(output.status.success());
+    assert!(text(&output.stdout).contains("list"));
+}
+
+#[test]
+fn version() {
+    let output = keystation(&["--version"]);
+    assert!(output.status.success());
+    assert_eq!(text(&output.stdout).trim(), format!("keystation {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let output = keystation(&["--bogus", "config", "show"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("unexpected argument '--bogus'"), "{stderr}");
+    assert!(stderr.contains("Usage:"), "{stderr}");
+}
+
+#[test]
+fn misspelt_flag_gets_a_suggestion() {
+    let output = keystation(&["config", "show", "--grcp", "http://x"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("'--grcp'"), "{stderr}");
+    assert!(stderr.contains("--grpc"), "{stderr}");
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    let output = keystation(&["frobnicate"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("unrecognized subcommand 'frobnicate'"));
+}
+
+#[test]
+fn no_subcommand_shows_help_and_fails() {
+    let output = keystation(&[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("Usage: keystation"));
+}
+
+#[test]
+fn bad_show_format_lists_the_choices() {
+    let output = keystation(&["config", "show", "--format", "yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("'yaml'"), "{stderr}");
+    assert!(stderr.contains("text") && stderr.contains("json"), "{stderr}");
+}
+
+#[test]
+fn flag_without_value() {
+    let output = keystation(&["config", "show", "--token"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("--token"));
+}
+
+#[test]
+fn options_go_before_or_after_the_subcommand() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = run_in(dir.path(), &["--id", "early", "config", "show"]);
+    let after = run_in(dir.path(), &["config", "show", "--id", "early"]);
+    assert!(before.status.success() && after.status.success());
+    assert_eq!(before.stdout, after.stdout);
+    assert!(text(&before.stdout).contains("command line --id"));
+}
