@@ -92,6 +92,11 @@ fn ber_tlv(c: &mut Criterion) {
     });
     group.bench_function("parse_all_top_level", |b| b.iter(|| tlv::parse(black_box(&ard)).count()));
     group.bench_function("write_application_related_data", |b| b.iter(application_related_data));
+    group.finish();
+}
+
+fn key_encodings(c: &mut Criterion) {
+    let mut group = c.benchmark_group("key");
     let n = [0xC5u8; 512];
     let Ok(rsa) = PublicKey::rsa(&n, &[1, 0, 1]) else { panic!("a 4096-bit modulus is valid") };
     group.bench_function("spki_rsa4096", |b| b.iter(|| black_box(&rsa).to_spki_der()));
@@ -99,5 +104,5 @@ fn ber_tlv(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, apdu, ber_tlv);
+criterion_group!(benches, apdu, ber_tlv, key_encodings);
 criterion_main!(benches);

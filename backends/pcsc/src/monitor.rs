@@ -216,15 +216,7 @@ impl ReaderMonitor {
             }
             state.sync_current_state();
         }
-        if self.seen.iter().any(|s| s.gone) {
-            let mut index = 0;
-            self.states.retain(|_| {
-                let keep = !self.seen[index].gone;
-                index += 1;
-                keep
-            });
-            self.seen.retain(|s| !s.gone);
-        }
+        self.forget_gone_readers();
         if readers_changed {
             self.rescan()?;
         }
@@ -267,15 +259,23 @@ impl ReaderMonitor {
                 self.seen.push(seen);
             }
             // Drop what vanished again in between.
-            let mut index = 0;
-            self.states.retain(|_| {
-                let keep = !self.seen[index].gone;
-                index += 1;
-                keep
-            });
-            self.seen.retain(|s| !s.gone);
+            self.forget_gone_readers();
         }
         Ok(())
+    }
+
+    /// Removes readers marked gone from both parallel lists (`states` and `seen`).
+    fn forget_gone_readers(&mut self) {
+        if !self.seen.iter().any(|s| s.gone) {
+            return;
+        }
+        let mut index = 0;
+        self.states.retain(|_| {
+            let keep = !self.seen[index].gone;
+            index += 1;
+            keep
+        });
+        self.seen.retain(|s| !s.gone);
     }
 }
 
