@@ -428,7 +428,7 @@ pub enum ConfigError {
     },
     /// The command-line options could not be turned into a configuration layer.
     #[error("cannot use the command-line options: {0}")]
-    CommandLine(#[source] Box<figment::Error>),
+    CommandLine(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// A key's effective value is invalid.
     #[error(
         "invalid value {}for {key} (from {origin}): expected {expected}",
