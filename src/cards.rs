@@ -24,6 +24,7 @@
 
 use std::io::Write;
 
+use keystation_core::apdu::HexOrRedacted;
 use keystation_core::{Card, Channel, Command, Le, StatusWord, Transaction, TransportFailure};
 use keystation_pcsc::{PcscContext, ReaderInfo, ShareMode};
 
@@ -285,14 +286,7 @@ fn describe(error: &dyn std::error::Error) -> String {
 
 /// Bytes as upper-case hex pairs separated by spaces.
 fn hex(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len() * 3);
-    for (i, byte) in bytes.iter().enumerate() {
-        if i > 0 {
-            text.push(' ');
-        }
-        text.push_str(&format!("{byte:02X}"));
-    }
-    text
+    HexOrRedacted { bytes, secret: false }.to_string()
 }
 
 impl core::fmt::Display for Application {
