@@ -41,9 +41,6 @@ const YUBICO_MANAGEMENT_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x47, 0x11,
 /// Yubico OTP application.
 const YUBICO_OTP_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01];
 
-/// `6285`, "selected file in termination state" (ISO/IEC 7816-4 §5.6, table 6).
-const SELECTED_FILE_TERMINATED: StatusWord = StatusWord(0x6285);
-
 /// Writes the reader and card report to `out`.
 ///
 /// `reader_filter` keeps only readers whose name contains it (ignoring ASCII case), as
@@ -248,7 +245,8 @@ fn probe(card: &mut dyn Card) -> Result<Vec<Application>, keystation_core::Error
         let aid = channel.transmit(&Command::new(0x00, 0xCA, 0x00, 0x4F).with_le(Le::Max))?;
         let aid = if aid.status().is_success() { OpenPgpAid::parse(aid.data()) } else { None };
         found.push(Application::OpenPgp(aid));
-    } else if status == StatusWord::SELECTED_FILE_DEACTIVATED || status == SELECTED_FILE_TERMINATED
+    } else if status == StatusWord::SELECTED_FILE_DEACTIVATED
+        || status == StatusWord::SELECTED_FILE_TERMINATED
     {
         found.push(Application::OpenPgpTerminated);
     }

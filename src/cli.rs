@@ -143,6 +143,30 @@ pub enum Command {
     #[cfg(feature = "pcsc")]
     #[command(subcommand)]
     Card(CardCommand),
+    /// Plug a software YubiKey 5 into pcscd's vpcd reader and serve it until stopped
+    /// (Ctrl-C or SIGTERM). For rehearsals and tests: its keys live in memory, unprotected.
+    #[cfg(feature = "softcard")]
+    Simulate(SimulateArgs),
+}
+
+/// `keystation simulate …`
+#[cfg(feature = "softcard")]
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// vpcd's address (pcscd's vsmartcard reader driver); the card connects to it
+    #[arg(long, value_name = "HOST:PORT", default_value = crate::simulate::DEFAULT_VPCD,
+          value_parser = crate::simulate::parse_address)]
+    pub vpcd: String,
+    /// Serial number the card reports [default: 10000001]
+    #[arg(long, value_name = "N")]
+    pub serial: Option<u32>,
+    /// Firmware version the card reports; ykman reads one digit each for minor and patch
+    /// [default: 5.4.3]
+    #[arg(long, value_name = "X.Y.Z", value_parser = crate::simulate::parse_version)]
+    pub version: Option<keystation_softcard::Version>,
+    /// Seed for the card's random numbers, for reproducible keys [default: from the OS]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 /// `keystation config …`
@@ -211,6 +235,15 @@ pub fn execute(
         #[cfg(feature = "pcsc")]
         Command::Card(CardCommand::List) => {
             crate::cards::list(loaded.settings.reader.as_deref(), out)?;
+        }
+        #[cfg(feature = "softcard")]
+        Command::Simulate(args) => {
+            crate::simulate::run(&crate::simulate::Options {
+                vpcd: args.vpcd.clone(),
+                serial: args.serial,
+                version: args.version,
+                seed: args.seed,
+            })?;
         }
     }
     Ok(())

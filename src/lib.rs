@@ -9,5 +9,7 @@ mod error;
 pub mod logging;
 #[cfg(feature = "grpc")]
 pub mod proto;
+#[cfg(feature = "softcard")]
+pub mod simulate;
 
 pub use error::Error;

@@ -10,9 +10,12 @@ impl StatusWord {
     pub const SUCCESS: Self = Self(0x9000);
     /// `6281`: part of the returned data may be corrupted.
     pub const DATA_CORRUPTED: Self = Self(0x6281);
-    /// `6283`: selected file (application) deactivated — an OpenPGP application after
-    /// TERMINATE DF answers SELECT with this until ACTIVATE FILE.
+    /// `6283`: selected file (application) deactivated (ISO/IEC 7816-4 §5.6, table 6).
     pub const SELECTED_FILE_DEACTIVATED: Self = Self(0x6283);
+    /// `6285`: selected file in termination state — an OpenPGP application after
+    /// TERMINATE DF answers SELECT with this until ACTIVATE FILE (OpenPGP card 3.4
+    /// §7.2.16).
+    pub const SELECTED_FILE_TERMINATED: Self = Self(0x6285);
     /// `6400`: execution error, state of non-volatile memory unchanged.
     pub const EXECUTION_ERROR: Self = Self(0x6400);
     /// `6581`: memory failure.
@@ -114,7 +117,8 @@ impl StatusWord {
         match self {
             Self::SUCCESS => "success",
             Self::DATA_CORRUPTED => "part of returned data may be corrupted",
-            Self::SELECTED_FILE_DEACTIVATED => "selected application is terminated",
+            Self::SELECTED_FILE_DEACTIVATED => "selected file deactivated",
+            Self::SELECTED_FILE_TERMINATED => "selected application is in termination state",
             Self::EXECUTION_ERROR => "execution error",
             Self::MEMORY_FAILURE => "memory failure",
             Self::WRONG_LENGTH => "wrong length",

@@ -3,7 +3,7 @@
 //! [`SoftCard`] implements [`keystation_core::Card`]: command APDU bytes go in, response
 //! APDU bytes come out. Inside, the card works as a YubiKey does:
 //!
-//! 1. the bytes are decoded into a [`Command`] (a malformed APDU gets `6700`);
+//! 1. the bytes are decoded into a [`Command`](keystation_core::Command) (a malformed APDU gets `6700`);
 //! 2. command chaining (CLA bit `10`, ISO/IEC 7816-4 §5.1.1.1) is reassembled;
 //! 3. SELECT by DF name (`00 A4 04 00`) picks an [`Applet`] by AID prefix, as YubiKeys
 //!    accept the 5-byte PIV AID;
@@ -24,6 +24,9 @@ mod applet;
 mod dispatch;
 mod faults;
 mod identity;
+pub mod management;
+pub mod openpgp;
+pub mod piv;
 
 pub use applet::{Applet, Context, Reply};
 pub use faults::Faults;
@@ -59,6 +62,17 @@ impl SoftCard {
             received: 0,
             removed: false,
         }
+    }
+
+    /// A YubiKey 5: OpenPGP 3.4, PIV, management and OTP applets, factory-fresh.
+    pub fn yubikey5(identity: Identity, seed: Option<u64>) -> Self {
+        let applets: Vec<Box<dyn Applet>> = vec![
+            Box::new(openpgp::OpenPgp::new(&identity)),
+            Box::new(piv::Piv::new(&identity)),
+            Box::new(management::Management::new()),
+            Box::new(management::Otp::new()),
+        ];
+        Self::new(identity, applets, seed)
     }
 
     /// Sets the faults to inject (see [`Faults`]).

@@ -1,0 +1,187 @@
+//! The software YubiKey 5 in a private pcscd's vpcd reader, for the tests that check it
+//! with real tools (`tests/softcard_tools.rs`, `tests/softcard_gpg.rs`): the [`Simulator`]
+//! guard that runs `keystation simulate`, and helpers to run tools.
+//!
+//! Each test file includes this module with `#[path = "support/simulator.rs"] mod
+//! simulator;` (not through `support/mod.rs`, which other tests share), and not every file
+//! uses every helper.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use keystation_pcsc::PcscContext;
+
+/// Upper bound for anything pcscd has to notice (it polls vpcd every 400 ms).
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+/// The reader name `scripts/with-pcscd` configures, if it does not say otherwise.
+pub const DEFAULT_READER: &str = "Yubico YubiKey OTP+FIDO+CCID 00 00";
+/// The identity the simulated card is given.
+pub const SERIAL: u32 = 12_345_678;
+pub const VERSION: &str = "5.4.3";
+
+/// Serialises the tests: they share one pcscd and one vpcd reader.
+static VPCD: Mutex<()> = Mutex::new(());
+
+/// A running `keystation simulate` in the test's vpcd reader; dropping it stops the
+/// simulator and waits until pcscd sees the card gone.
+pub struct Simulator {
+    child: Option<Child>,
+    pub reader: String,
+    context: PcscContext,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Simulator {
+    /// Takes the vpcd reader, starts the simulator and waits until the card is present.
+    pub fn start() -> Self {
+        let serial = VPCD.lock().unwrap_or_else(PoisonError::into_inner);
+        let Ok(port) = std::env::var("KEYSTATION_TEST_VPCD_PORT") else {
+            panic!(
+                "KEYSTATION_TEST_VPCD_PORT is not set. These tests need a private pcscd with the \
+                 vpcd reader; run them through scripts/with-pcscd:\n    \
+                 scripts/with-pcscd cargo test --features test-vpcd --test softcard_tools --test softcard_gpg"
+            );
+        };
+        let reader =
+            std::env::var("KEYSTATION_TEST_VPCD_READER").unwrap_or_else(|_| DEFAULT_READER.into());
+        let context = PcscContext::establish().unwrap_or_else(|e| {
+            panic!("no pcscd at PCSCLITE_CSOCK_NAME (run through scripts/with-pcscd): {e}")
+        });
+        let mut simulator = Self { child: None, reader, context, _serial: serial };
+        // The previous test's card must be gone. A card that stays means another
+        // simulator is connected to this vpcd (a concurrent run that picked the same port).
+        simulator.wait_for_card(false);
+        let child = Command::new(env!("CARGO_BIN_EXE_keystation"))
+            .args(["simulate", "--vpcd", &format!("127.0.0.1:{port}"), "--seed", "1"])
+            .args(["--serial", &SERIAL.to_string(), "--version", VERSION])
+            .args(["--log-level", "info"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting keystation simulate");
+        simulator.child = Some(child);
+        simulator.wait_for_card(true);
+        simulator
+    }
+
+    /// Polls the reader list until the reader's card is present (or absent).
+    pub fn wait_for_card(&mut self, present: bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                panic!("keystation simulate exited early ({status}); see its log above");
+            }
+            let readers = self.context.readers().expect("listing readers");
+            let found = readers.iter().find(|r| r.name == self.reader);
+            match found {
+                Some(info) if info.card_present == present => return,
+                _ if Instant::now() > deadline => panic!(
+                    "reader {:?} did not report the card {} within {TIMEOUT:?}; readers: {readers:?}",
+                    self.reader,
+                    if present { "present" } else { "absent" },
+                ),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// Stops the simulator with SIGTERM, as an operator would; returns whether it
+    /// exited on its own (with status 0) within the timeout.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        let terminated = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while terminated && Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let clean = self.stop();
+        if !std::thread::panicking() {
+            assert!(clean, "keystation simulate did not stop cleanly on SIGTERM");
+            self.wait_for_card(false);
+        }
+    }
+}
+
+/// Runs a tool and returns its output; panics, with the output, when it cannot be
+/// started or fails.
+pub fn run(program: &Path, args: &[&str]) -> String {
+    let output = output(program, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        program.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+pub fn output(program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+/// The ykman of the given major version (see the module documentation).
+pub fn ykman(major: u8) -> PathBuf {
+    let variable = format!("KEYSTATION_TEST_YKMAN{major}");
+    let path = match std::env::var_os(&variable) {
+        Some(path) => PathBuf::from(path),
+        None if major == 5 => {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ykman5-venv/bin/ykman")
+        }
+        None => PathBuf::from("ykman"),
+    };
+    let version = Command::new(&path).arg("--version").output().unwrap_or_else(|e| {
+        panic!(
+            "ykman {major} is needed for this test but {} cannot be run ({e}). Install it \
+             (scripts/test does: Debian's yubikey-manager for ykman 4, a venv with \
+             yubikey-manager 5 from PyPI in target/ykman5-venv for ykman 5) or point \
+             {variable} at it.",
+            path.display()
+        )
+    });
+    let text = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        text.contains(&format!("version: {major}.")),
+        "{} is not ykman {major}: {text}",
+        path.display()
+    );
+    path
+}
+
+/// A Debian tool the test needs; missing is a failure, not a skip.
+pub fn tool(name: &str) -> PathBuf {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    found.unwrap_or_else(|| {
+        panic!("{name} is needed for this test; scripts/test installs it (apt-get install)")
+    })
+}
+
