@@ -116,3 +116,10 @@ pub fn ber_tlv(data: &[u8]) {
         );
     }
 }
+
+/// The software YubiKey 5 under an arbitrary session; see [`session`].
+pub fn softcard_session(data: &[u8]) {
+    session::run(data);
+}
+
+pub mod session;

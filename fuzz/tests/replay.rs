@@ -32,3 +32,8 @@ fn apdu_response_seeds() {
 fn ber_tlv_seeds() {
     replay("ber_tlv", keystation_fuzz::ber_tlv);
 }
+
+#[test]
+fn softcard_session_seeds() {
+    replay("softcard_session", keystation_fuzz::softcard_session);
+}

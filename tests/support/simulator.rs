@@ -15,28 +15,28 @@ use std::time::{Duration, Instant};
 use keystation_pcsc::PcscContext;
 
 /// Upper bound for anything pcscd has to notice (it polls vpcd every 400 ms).
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
 /// The reader name `scripts/with-pcscd` configures, if it does not say otherwise.
-pub const DEFAULT_READER: &str = "Yubico YubiKey OTP+FIDO+CCID 00 00";
+pub(crate) const DEFAULT_READER: &str = "Yubico YubiKey OTP+FIDO+CCID 00 00";
 /// The identity the simulated card is given.
-pub const SERIAL: u32 = 12_345_678;
-pub const VERSION: &str = "5.4.3";
+pub(crate) const SERIAL: u32 = 12_345_678;
+pub(crate) const VERSION: &str = "5.4.3";
 
 /// Serialises the tests: they share one pcscd and one vpcd reader.
 static VPCD: Mutex<()> = Mutex::new(());
 
 /// A running `keystation simulate` in the test's vpcd reader; dropping it stops the
 /// simulator and waits until pcscd sees the card gone.
-pub struct Simulator {
+pub(crate) struct Simulator {
     child: Option<Child>,
-    pub reader: String,
+    pub(crate) reader: String,
     context: PcscContext,
     _serial: MutexGuard<'static, ()>,
 }
 
 impl Simulator {
     /// Takes the vpcd reader, starts the simulator and waits until the card is present.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let serial = VPCD.lock().unwrap_or_else(PoisonError::into_inner);
         let Ok(port) = std::env::var("KEYSTATION_TEST_VPCD_PORT") else {
             panic!(
@@ -67,7 +67,7 @@ impl Simulator {
     }
 
     /// Polls the reader list until the reader's card is present (or absent).
-    pub fn wait_for_card(&mut self, present: bool) {
+    pub(crate) fn wait_for_card(&mut self, present: bool) {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(child) = &mut self.child
@@ -92,7 +92,7 @@ impl Simulator {
 
     /// Stops the simulator with SIGTERM, as an operator would; returns whether it
     /// exited on its own (with status 0) within the timeout.
-    pub fn stop(&mut self) -> bool {
+    pub(crate) fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else { return true };
         let terminated = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -123,7 +123,7 @@ impl Drop for Simulator {
 
 /// Runs a tool and returns its output; panics, with the output, when it cannot be
 /// started or fails.
-pub fn run(program: &Path, args: &[&str]) -> String {
+pub(crate) fn run(program: &Path, args: &[&str]) -> String {
     let output = output(program, args);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
@@ -136,7 +136,7 @@ pub fn run(program: &Path, args: &[&str]) -> String {
     stdout
 }
 
-pub fn output(program: &Path, args: &[&str]) -> Output {
+pub(crate) fn output(program: &Path, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -145,7 +145,7 @@ pub fn output(program: &Path, args: &[&str]) -> Output {
 }
 
 /// The ykman of the given major version (see the module documentation).
-pub fn ykman(major: u8) -> PathBuf {
+pub(crate) fn ykman(major: u8) -> PathBuf {
     let variable = format!("KEYSTATION_TEST_YKMAN{major}");
     let path = match std::env::var_os(&variable) {
         Some(path) => PathBuf::from(path),
@@ -173,7 +173,7 @@ pub fn ykman(major: u8) -> PathBuf {
 }
 
 /// A Debian tool the test needs; missing is a failure, not a skip.
-pub fn tool(name: &str) -> PathBuf {
+pub(crate) fn tool(name: &str) -> PathBuf {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
         .output()
