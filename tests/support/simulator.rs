@@ -184,4 +184,3 @@ pub(crate) fn tool(name: &str) -> PathBuf {
         panic!("{name} is needed for this test; scripts/test installs it (apt-get install)")
     })
 }
-
