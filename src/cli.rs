@@ -167,6 +167,11 @@ pub struct SimulateArgs {
     /// Seed for the card's random numbers, for reproducible keys [default: from the OS]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Keep the card's keys, PINs and settings in this file so that the card survives
+    /// restarts: loaded at start if it exists, rewritten (mode 0600) after every command
+    /// that changes them. It holds test keys and PINs in the clear: rehearsal only
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<std::path::PathBuf>,
 }
 
 /// `keystation config …`
@@ -243,6 +248,7 @@ pub fn execute(
                 serial: args.serial,
                 version: args.version,
                 seed: args.seed,
+                state: args.state.clone(),
             })?;
         }
     }

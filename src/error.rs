@@ -13,4 +13,14 @@ pub enum Error {
     /// The configuration could not be loaded (the process exits with status 2).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The software card's state file (`keystation simulate --state`) could not be read,
+    /// is corrupt, or could not be written.
+    #[cfg(feature = "softcard")]
+    #[error("software card state file {}: {reason}", path.display())]
+    SimulateState {
+        /// The state file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }

@@ -13,8 +13,21 @@
 //! The card is created once and outlives connections: when vpcd goes away (pcscd
 //! restarted) the bridge reconnects with backoff, and the card keeps its keys and PINs,
 //! as a real card does when it is unplugged and plugged back in. SIGINT and SIGTERM stop
-//! the bridge cleanly (a second signal exits at once); the card's state is then lost, as
-//! `--state` is not implemented yet.
+//! the bridge cleanly (a second signal exits at once).
+//!
+//! **State file** (`--state FILE`). Without it the card's state is lost when the process
+//! stops. With it the card survives restarts: at start the file is loaded if it exists
+//! (a file that cannot be read or is corrupt, or was saved by a card with another serial
+//! or firmware version, is an error naming the file: the card never silently starts
+//! factory-fresh over it); after every APDU the card's persistent state
+//! ([`SoftCard::save_state`]) is compared with what was last written, and when it
+//! changed (a key generated, a PIN changed or mistyped, a data object written…) the file
+//! is rewritten atomically: a temporary file in the same directory, created with mode
+//! 0600, written and synced, then renamed over `FILE`. A power cycle or a volatile change
+//! (a verified PIN) writes nothing. A failed write is logged as an error and retried
+//! after the next APDU; the state is written once more on a clean stop. **The file holds
+//! the card's private keys, PINs, PUK and management key in the clear: it is for
+//! rehearsal cards with test keys only.**
 //!
 //! Logging: connection events at `info` (first failure to connect at `warn`, retries at
 //! `debug`), control bytes at `debug`; at `trace` each APDU's header, length and status
@@ -22,11 +35,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use keystation_softcard::{Identity, SoftCard, Version};
+use zeroize::Zeroizing;
 
 use crate::Error;
 
@@ -53,12 +68,99 @@ pub struct Options {
     /// Seed of the card's random source, for reproducible keys in tests (default: the
     /// operating system's randomness).
     pub seed: Option<u64>,
+    /// The state file, loaded at start and rewritten when the card's persistent state
+    /// changes (see the module documentation). Holds test keys and PINs in the clear.
+    pub state: Option<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { vpcd: DEFAULT_VPCD.to_owned(), serial: None, version: None, seed: None }
+        Self { vpcd: DEFAULT_VPCD.to_owned(), serial: None, version: None, seed: None, state: None }
     }
+}
+
+/// The card's state file: where it is and what was last written to it.
+#[derive(Debug)]
+pub struct StateFile {
+    path: PathBuf,
+    written: Zeroizing<Vec<u8>>,
+}
+
+impl StateFile {
+    /// Restores `card` from the file at `path` if it exists; a file that cannot be read
+    /// or restored is an error naming it.
+    pub fn open(path: &Path, card: &mut SoftCard) -> Result<Self, Error> {
+        let failure = |reason: String| Error::SimulateState { path: path.to_path_buf(), reason };
+        let written = match std::fs::read(path) {
+            Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
+                card.restore_state(&bytes).map_err(|e| failure(e.to_string()))?;
+                tracing::info!(state = %path.display(), "card state loaded");
+                bytes
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                tracing::info!(state = %path.display(), "no state file yet; the card starts factory-fresh and will be saved there");
+                // Nothing on disk: the first save writes the file.
+                Zeroizing::new(Vec::new())
+            }
+            Err(error) => return Err(failure(format!("cannot read it: {error}"))),
+        };
+        Ok(Self { path: path.to_path_buf(), written })
+    }
+
+    /// Writes the card's state if it differs from what was last written.
+    pub fn save(&mut self, card: &SoftCard) -> Result<bool, Error> {
+        let state = card.save_state();
+        if *state == *self.written {
+            return Ok(false);
+        }
+        write_atomically(&self.path, &state).map_err(|error| Error::SimulateState {
+            path: self.path.clone(),
+            reason: format!("cannot write it: {error}"),
+        })?;
+        self.written = state;
+        tracing::debug!(state = %self.path.display(), "card state saved");
+        Ok(true)
+    }
+
+    /// [`save`](Self::save), logging a failure instead of returning it (the card keeps
+    /// serving; the next change retries).
+    fn save_or_log(&mut self, card: &SoftCard) {
+        if let Err(error) = self.save(card) {
+            tracing::error!(%error, "the card's state was not saved");
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file next to it (mode 0600), synced,
+/// then renamed over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = directory.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let result = (|| {
+        let mut file = options.open(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temporary, path)?;
+        // Make the rename itself durable.
+        if let Ok(dir) = std::fs::File::open(directory) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
 }
 
 /// Parses `HOST:PORT` as `--vpcd` takes it (the host is resolved at each connection).
@@ -106,6 +208,10 @@ pub fn run(options: &Options) -> Result<(), Error> {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
     let mut card = card(options);
+    let mut state = match &options.state {
+        Some(path) => Some(StateFile::open(path, &mut card)?),
+        None => None,
+    };
     let identity = card.identity().clone();
     tracing::info!(
         serial = identity.serial,
@@ -113,14 +219,23 @@ pub fn run(options: &Options) -> Result<(), Error> {
         vpcd = %options.vpcd,
         "software YubiKey 5 ready; inserting it into vpcd (stop with Ctrl-C or SIGTERM)"
     );
-    serve_until(&options.vpcd, &mut card, &stop);
+    serve_until(&options.vpcd, &mut card, state.as_mut(), &stop);
+    if let Some(state) = &mut state {
+        state.save(&card)?;
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Connects to vpcd at `address` and serves `card` until `stop` is set, reconnecting
 /// with backoff whenever vpcd is unreachable or goes away.
-pub fn serve_until(address: &str, card: &mut SoftCard, stop: &AtomicBool) {
+/// With a `state` file, the card's state is saved after every APDU that changed it.
+pub fn serve_until(
+    address: &str,
+    card: &mut SoftCard,
+    mut state: Option<&mut StateFile>,
+    stop: &AtomicBool,
+) {
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u32;
     while !stop.load(Ordering::Relaxed) {
@@ -133,7 +248,7 @@ pub fn serve_until(address: &str, card: &mut SoftCard, stop: &AtomicBool) {
                 backoff = BACKOFF_MIN;
                 tracing::info!(vpcd = address, "card inserted (connected to vpcd)");
                 card.power_cycle();
-                let end = serve(&mut stream, card, stop);
+                let end = serve(&mut stream, card, state.as_deref_mut(), stop);
                 let _ = stream.shutdown(Shutdown::Both);
                 match end {
                     Ok(End::Stopped) => {
@@ -198,7 +313,12 @@ enum End {
 }
 
 /// Serves vpcd's frames on one connection.
-fn serve(stream: &mut TcpStream, card: &mut SoftCard, stop: &AtomicBool) -> io::Result<End> {
+fn serve(
+    stream: &mut TcpStream,
+    card: &mut SoftCard,
+    mut state: Option<&mut StateFile>,
+    stop: &AtomicBool,
+) -> io::Result<End> {
     let mut buffer: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
@@ -208,6 +328,12 @@ fn serve(stream: &mut TcpStream, card: &mut SoftCard, stop: &AtomicBool) -> io::
         if let Some(payload) = take_frame(&mut buffer) {
             if let Some(answer) = handle(card, &payload) {
                 write_frame(stream, &answer)?;
+            }
+            // After answering, so that saving never delays the response.
+            if payload.len() > 1
+                && let Some(state) = state.as_deref_mut()
+            {
+                state.save_or_log(card);
             }
             continue;
         }
@@ -356,8 +482,9 @@ mod tests {
                     serial: Some(0x0A0B_0C0D),
                     version: Some(Version(5, 4, 3)),
                     seed: Some(1),
+                    state: None,
                 });
-                serve_until(&address, &mut card, &stop);
+                serve_until(&address, &mut card, None, &stop);
             })
         };
         let exchange = |stream: &mut TcpStream, payload: &[u8]| -> Vec<u8> {
@@ -387,5 +514,116 @@ mod tests {
         let (_third, _) = listener.accept().unwrap();
         stop.store(true, Ordering::Relaxed);
         bridge.join().unwrap();
+    }
+
+    fn process_ok(card: &mut SoftCard, apdu: &[u8]) -> Vec<u8> {
+        let response = card.process(apdu);
+        assert_eq!(&response[response.len() - 2..], &[0x90, 0x00], "{apdu:02X?}");
+        response[..response.len() - 2].to_vec()
+    }
+
+    const SELECT_PIV: [u8; 10] = [0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
+    const CHANGE_PIN: &[u8] = b"\x00\x24\x00\x80\x10123456\xFF\xFF135790\xFF\xFF";
+    const VERIFY_NEW_PIN: &[u8] = b"\x00\x20\x00\x80\x08135790\xFF\xFF";
+
+    /// The state file is created on the first change (mode 0600), not rewritten for
+    /// volatile changes, and a new card restored from it has the changed PIN.
+    #[test]
+    fn state_file_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("card.state");
+        let options = Options { seed: Some(3), state: Some(path.clone()), ..Options::default() };
+        let mut first = card(&options);
+        let mut state = StateFile::open(&path, &mut first).unwrap();
+        assert!(!path.exists(), "nothing is written before a change");
+        process_ok(&mut first, &SELECT_PIV);
+        assert!(state.save(&first).unwrap(), "the first save writes the file");
+        assert!(!state.save(&first).unwrap(), "no change, no write");
+        process_ok(&mut first, CHANGE_PIN);
+        assert!(state.save(&first).unwrap());
+        process_ok(&mut first, VERIFY_NEW_PIN);
+        assert!(!state.save(&first).unwrap(), "a verified PIN is volatile");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+
+        let mut second = card(&Options { seed: Some(4), ..options.clone() });
+        let _state = StateFile::open(&path, &mut second).unwrap();
+        process_ok(&mut second, &SELECT_PIV);
+        process_ok(&mut second, VERIFY_NEW_PIN);
+        assert_eq!(second.save_state(), first.save_state());
+    }
+
+    #[test]
+    fn corrupt_or_foreign_state_files_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.state");
+        std::fs::write(&path, b"not a card").unwrap();
+        let mut card = card(&Options::default());
+        let error = StateFile::open(&path, &mut card).unwrap_err().to_string();
+        assert!(error.contains("broken.state") && error.contains("magic"), "{error}");
+
+        let saved = card.save_state();
+        std::fs::write(&path, &saved[..saved.len() / 2]).unwrap();
+        let error = StateFile::open(&path, &mut card).unwrap_err().to_string();
+        assert!(error.contains("broken.state"), "{error}");
+
+        std::fs::write(&path, &saved).unwrap();
+        let mut other = super::card(&Options { serial: Some(42), ..Options::default() });
+        let error = StateFile::open(&path, &mut other).unwrap_err().to_string();
+        assert!(error.contains("serial 42"), "{error}");
+    }
+
+    /// Through the vpcd bridge: an APDU that changes the card writes the state file
+    /// before the next frame is read.
+    #[test]
+    fn the_bridge_saves_after_changing_apdus() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bridge.state");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let bridge = {
+            let stop = Arc::clone(&stop);
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let options =
+                    Options { seed: Some(5), state: Some(path.clone()), ..Options::default() };
+                let mut card = card(&options);
+                let mut state = StateFile::open(&path, &mut card).unwrap();
+                serve_until(&address, &mut card, Some(&mut state), &stop);
+            })
+        };
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut exchange = |payload: &[u8]| -> Vec<u8> {
+            write_frame(&mut stream, payload).unwrap();
+            let mut header = [0u8; 2];
+            stream.read_exact(&mut header).unwrap();
+            let mut answer = vec![0u8; usize::from(u16::from_be_bytes(header))];
+            stream.read_exact(&mut answer).unwrap();
+            answer
+        };
+        assert_eq!(
+            &exchange(&SELECT_PIV)[..],
+            &[
+                0x61, 0x11, 0x4F, 0x06, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00, 0x79, 0x07, 0x4F, 0x05,
+                0xA0, 0x00, 0x00, 0x03, 0x08, 0x90, 0x00
+            ][..]
+        );
+        assert_eq!(exchange(CHANGE_PIN), [0x90, 0x00]);
+        // The next answer comes after the state was saved.
+        assert_eq!(exchange(&[0x00, 0xFD, 0x00, 0x00]), [5, 4, 3, 0x90, 0x00]);
+        stop.store(true, Ordering::Relaxed);
+        bridge.join().unwrap();
+        let mut restored = card(&Options::default());
+        restored.restore_state(&std::fs::read(&path).unwrap()).unwrap();
+        process_ok(&mut restored, &SELECT_PIV);
+        process_ok(&mut restored, VERIFY_NEW_PIN);
     }
 }

@@ -135,3 +135,18 @@ fn options_go_before_or_after_the_subcommand() {
     assert_eq!(before.stdout, after.stdout);
     assert!(text(&before.stdout).contains("command line --id"));
 }
+
+/// `simulate --state` with a file that is not a saved card fails at once, naming the
+/// file, instead of starting a factory-fresh card over it.
+#[cfg(feature = "softcard")]
+#[test]
+fn simulate_refuses_a_corrupt_state_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("card.state"), b"garbage").expect("write");
+    let output =
+        run_in(dir.path(), &["simulate", "--vpcd", "127.0.0.1:9", "--state", "card.state"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("card.state") && stderr.contains("magic"), "{stderr}");
+    assert_eq!(std::fs::read(dir.path().join("card.state")).expect("read"), b"garbage");
+}

@@ -1,4 +1,4 @@
-//! Fuzz target bodies for keystation's parsers.
+//! Fuzz target bodies for keystation's parsers and its software card.
 //!
 //! Each function takes arbitrary bytes, must never panic, and asserts the invariants of
 //! the parser it drives. The cargo-fuzz binaries in `fuzz_targets/` call them, and

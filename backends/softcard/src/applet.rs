@@ -49,4 +49,65 @@ pub trait Applet: Send {
 
     /// Handles one complete command for this applet.
     fn process(&mut self, context: &mut Context<'_>, command: &Command) -> Reply;
+
+    /// The persistent state, serialized in the applet's own versioned format, for a card
+    /// that survives restarts ([`SoftCard::save_state`](crate::SoftCard::save_state)).
+    /// Empty means there is nothing to save (the default). **It may hold private keys and
+    /// PINs in the clear.** Volatile state (verified PINs) is never part of it.
+    fn save(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(Vec::new())
+    }
+
+    /// Replaces the persistent state with what [`save`](Self::save) produced, for the
+    /// card with this identity, and forgets the volatile state. On error the applet is
+    /// unchanged.
+    fn restore(&mut self, identity: &Identity, saved: &[u8]) -> Result<(), StateError> {
+        let _ = identity;
+        if saved.is_empty() {
+            Ok(())
+        } else {
+            Err(StateError::applet(self.name(), "this application saves no state"))
+        }
+    }
+}
+
+/// A saved card state that cannot be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The bytes do not start with the state file's magic.
+    #[error("not a keystation software card state (wrong magic bytes)")]
+    Magic,
+    /// A container format version this build does not read.
+    #[error("unsupported software card state format version {0}")]
+    Version(u8),
+    /// The container's TLV structure is broken (truncated or corrupt).
+    #[error("corrupt software card state: {0}")]
+    Malformed(&'static str),
+    /// The state was saved by a card with another identity.
+    #[error("the state was saved by a card with {saved}, but this card has {current}")]
+    Identity {
+        /// The saved identity, as text.
+        saved: String,
+        /// This card's identity, as text.
+        current: String,
+    },
+    /// The state names an application this card does not have.
+    #[error("the state holds an application this card does not have (AID {0})")]
+    UnknownApplet(String),
+    /// An application's own state is invalid.
+    #[error("invalid saved {applet} state: {reason}")]
+    Applet {
+        /// The application's name.
+        applet: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl StateError {
+    /// An application's state is invalid.
+    pub fn applet(applet: &'static str, reason: impl Into<String>) -> Self {
+        Self::Applet { applet, reason: reason.into() }
+    }
 }

@@ -57,6 +57,16 @@ impl Dispatcher {
         &self.identity
     }
 
+    /// The applets, in SELECT order.
+    pub(crate) fn applets(&self) -> &[Box<dyn Applet>] {
+        &self.applets
+    }
+
+    /// The applets, to restore their state.
+    pub(crate) fn applets_mut(&mut self) -> &mut [Box<dyn Applet>] {
+        &mut self.applets
+    }
+
     /// Clears all volatile state, as a power cycle does.
     pub fn power_cycle(&mut self) {
         for applet in &mut self.applets {

@@ -32,7 +32,7 @@
 use keystation_core::{Command, StatusWord};
 use zeroize::Zeroizing;
 
-use crate::applet::{Applet, Context, Reply};
+use crate::applet::{Applet, Context, Reply, StateError};
 use crate::identity::Identity;
 
 /// Yubico management application AID.
@@ -61,6 +61,9 @@ pub mod capability {
     /// Every capability a YubiKey 5 NFC with firmware 5.4.3 or later supports.
     pub const YUBIKEY_5_NFC: u16 = OTP | U2F | OPENPGP | PIV | OATH | HSMAUTH | FIDO2;
 }
+
+/// Version of the format [`Management`]'s saved state is in.
+const STATE_FORMAT: u8 = 1;
 
 /// INS of READ CONFIG (device information).
 const INS_READ_CONFIG: u8 = 0x1D;
@@ -231,6 +234,57 @@ impl Applet for Management {
     }
 
     fn deselect(&mut self) {}
+
+    /// Format (version `01`): `01` the format version; `02` the settings: USB supported
+    /// and enabled (2 bytes each), NFC present (1), NFC supported and enabled (2 each),
+    /// auto-eject timeout (2), challenge-response timeout (1), device flags (1).
+    fn save(&self) -> Zeroizing<Vec<u8>> {
+        let mut record = Vec::with_capacity(13);
+        record.extend_from_slice(&self.usb_supported.to_be_bytes());
+        record.extend_from_slice(&self.usb_enabled.to_be_bytes());
+        record.push(u8::from(self.nfc_supported.is_some()));
+        record.extend_from_slice(&self.nfc_supported.unwrap_or(0).to_be_bytes());
+        record.extend_from_slice(&self.nfc_enabled.to_be_bytes());
+        record.extend_from_slice(&self.auto_eject_timeout.to_be_bytes());
+        record.push(self.chalresp_timeout);
+        record.push(self.device_flags);
+        let mut out = Zeroizing::new(Vec::with_capacity(20));
+        keystation_core::tlv::write(&mut out, 0x01, &[STATE_FORMAT]);
+        keystation_core::tlv::write(&mut out, 0x02, &record);
+        out
+    }
+
+    fn restore(&mut self, _identity: &Identity, saved: &[u8]) -> Result<(), StateError> {
+        let invalid = |reason: &str| StateError::applet("management", reason);
+        let find =
+            |tag: u32| keystation_core::tlv::find(saved, tag).map_err(|_| invalid("malformed TLV"));
+        if find(0x01)? != Some(&[STATE_FORMAT][..]) {
+            return Err(invalid("format version"));
+        }
+        let record = find(0x02)?.ok_or_else(|| invalid("settings missing"))?;
+        let &[us1, us0, ue1, ue0, nfc, ns1, ns0, ne1, ne0, ae1, ae0, chalresp, flags] = record
+        else {
+            return Err(invalid("settings length"));
+        };
+        let pair = |high: u8, low: u8| u16::from_be_bytes([high, low]);
+        let restored = Self {
+            usb_supported: pair(us1, us0),
+            usb_enabled: pair(ue1, ue0),
+            nfc_supported: (nfc != 0).then_some(pair(ns1, ns0)),
+            nfc_enabled: pair(ne1, ne0),
+            auto_eject_timeout: pair(ae1, ae0),
+            chalresp_timeout: chalresp,
+            device_flags: flags,
+        };
+        let nfc_supported = restored.nfc_supported.unwrap_or(0);
+        if restored.usb_enabled & !restored.usb_supported != 0
+            || restored.nfc_enabled & !nfc_supported != 0
+        {
+            return Err(invalid("enabled capabilities that are not supported"));
+        }
+        *self = restored;
+        Ok(())
+    }
 
     fn process(&mut self, context: &mut Context<'_>, command: &Command) -> Reply {
         match command.ins {

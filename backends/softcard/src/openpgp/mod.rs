@@ -18,6 +18,7 @@
 
 mod data;
 mod keys;
+mod persist;
 mod state;
 
 use keystation_core::{Command, Le, StatusWord, tlv};
@@ -491,6 +492,18 @@ impl Applet for OpenPgp {
 
     fn deselect(&mut self) {
         self.volatile = Volatile::default();
+    }
+
+    fn save(&self) -> Zeroizing<Vec<u8>> {
+        persist::save(self)
+    }
+
+    fn restore(
+        &mut self,
+        identity: &crate::Identity,
+        saved: &[u8],
+    ) -> Result<(), crate::StateError> {
+        persist::restore(self, identity, saved)
     }
 
     fn process(&mut self, context: &mut Context<'_>, command: &Command) -> Reply {

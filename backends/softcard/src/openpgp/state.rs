@@ -225,3 +225,16 @@ pub(super) struct Volatile {
     /// The cardholder certificate occurrence SELECT DATA chose (§7.2.5).
     pub(super) certificate: usize,
 }
+
+/// Saving and restoring the persistent state (`persist.rs`) reads and sets PIN values.
+impl Pin {
+    /// The stored value (empty when not set).
+    pub(super) fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// A PIN with this value and counters, as saved.
+    pub(super) fn restored(value: &[u8], tries: u8, max: u8) -> Self {
+        Self { value: Zeroizing::new(value.to_vec()), tries, max }
+    }
+}

@@ -33,7 +33,7 @@ pub use attest::{
 };
 pub use persist::InvalidState;
 
-use crate::applet::{Applet, Context, Reply};
+use crate::applet::{Applet, Context, Reply, StateError};
 use crate::identity::{Identity, Version};
 use keys::{Algorithm, PrivateKey};
 use mgmt::{MgmtAlgorithm, MgmtKey};
@@ -671,6 +671,19 @@ impl Applet for Piv {
 
     fn deselect(&mut self) {
         self.volatile = Volatile::default();
+    }
+
+    fn save(&self) -> Zeroizing<Vec<u8>> {
+        self.save_state()
+    }
+
+    fn restore(&mut self, identity: &Identity, saved: &[u8]) -> Result<(), StateError> {
+        *self = Self::restore_state(identity, saved).map_err(|e| {
+            let text = e.to_string();
+            let reason = text.trim_start_matches("invalid saved PIV state: ").to_owned();
+            StateError::applet("PIV", reason)
+        })?;
+        Ok(())
     }
 
     fn process(&mut self, context: &mut Context<'_>, command: &Command) -> Reply {
