@@ -110,7 +110,26 @@ impl Gnupg {
     }
 
     /// Runs gpg in this home with `stdin` as its standard input.
+    ///
+    /// ykman kills scdaemon when it wants the card for itself; gpg-agent then still holds
+    /// the dead scdaemon's pipe and the next card command fails with "Broken pipe". That is
+    /// gpg-agent's state, not the card's: restart scdaemon and run the command again (twice
+    /// at most).
     fn output(&self, args: &[&str], stdin: &str) -> Output {
+        let mut output = self.output_once(args, stdin);
+        for _ in 0..2 {
+            if output.status.success()
+                || !String::from_utf8_lossy(&output.stderr).contains("Broken pipe")
+            {
+                break;
+            }
+            self.kill_scdaemon();
+            output = self.output_once(args, stdin);
+        }
+        output
+    }
+
+    fn output_once(&self, args: &[&str], stdin: &str) -> Output {
         let mut child = Command::new(&self.gpg)
             .env("GNUPGHOME", self.home.path())
             .args(args)
