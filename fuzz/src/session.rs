@@ -13,6 +13,8 @@
 //! RSA attributes. To know the command the card will act on, the harness reassembles
 //! command chains the way the card does.
 //!
+//! At most [`MAX_GENERATIONS`] key generations run per input.
+//!
 //! Invariants: no panic; every response ends in a status word and is at most 65538
 //! bytes; after a power cycle no PIN reports "verified"; retry counters never exceed
 //! their maximum; and the saved state restores into a card that saves the same state.
@@ -74,7 +76,11 @@ const PIV_OBJECTS: [&[u8]; 6] = [
 const PIV_SLOTS: [u8; 6] = [0x9A, 0x9C, 0x9D, 0x9E, 0x82, 0xF9];
 
 /// Most operations one input may run (bounds the time per input).
-const MAX_OPS: usize = 256;
+const MAX_OPS: usize = 128;
+/// Most key generations one input may ask for. Each costs a scalar multiplication that
+/// coverage instrumentation makes ~10× slower; beyond a few per input they add time, not
+/// new paths (the harness skips the rest, as it skips RSA generation).
+const MAX_GENERATIONS: u32 = 4;
 /// The largest response APDU: 65536 data bytes and the status word.
 const MAX_RESPONSE: usize = 65_538;
 
@@ -117,6 +123,8 @@ struct Session {
     last: Vec<u8>,
     /// The last public point a response carried (for ECDH).
     point: Vec<u8>,
+    /// Key generations sent so far (see [`MAX_GENERATIONS`]).
+    generations: u32,
     /// Print every exchange (`SOFTCARD_SESSION_TRACE=1`, for writing seeds).
     trace: bool,
 }
@@ -193,6 +201,7 @@ impl Session {
             pgp_max: 3,
             last: Vec::new(),
             point: Vec::new(),
+            generations: 0,
             trace: std::env::var_os("SOFTCARD_SESSION_TRACE").is_some(),
         }
     }
@@ -202,9 +211,13 @@ impl Session {
         let (command, chain) = effective(&self.chain, bytes);
         if let Some((0x47, p1, _, data)) = &command {
             let rsa_byte = data.iter().any(|b| PIV_RSA.contains(b));
-            if rsa_byte || (*p1 == 0x80 && !self.pgp_ecc) {
+            let generates = *p1 != 0x81;
+            if generates && (rsa_byte || self.generations >= MAX_GENERATIONS)
+                || (*p1 == 0x80 && !self.pgp_ecc)
+            {
                 return 0;
             }
+            self.generations += u32::from(generates);
         }
         let response = self.card.process(bytes);
         assert!(response.len() >= 2, "no status word: {response:02X?}");

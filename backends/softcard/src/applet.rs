@@ -5,6 +5,7 @@ use rand_chacha::ChaCha20Rng;
 use zeroize::Zeroizing;
 
 use crate::identity::Identity;
+use crate::touch::Touch;
 
 /// What an applet sees of the card around it while it handles a command.
 pub struct Context<'a> {
@@ -13,6 +14,8 @@ pub struct Context<'a> {
     /// The card's random source: seeded deterministically in tests, from the operating
     /// system otherwise.
     pub rng: &'a mut ChaCha20Rng,
+    /// The touch sensor, for keys with a touch policy.
+    pub touch: &'a mut Touch,
 }
 
 impl core::fmt::Debug for Context<'_> {

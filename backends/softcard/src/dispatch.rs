@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::applet::{Applet, Context, Reply};
 use crate::identity::Identity;
+use crate::touch::Touch;
 
 /// INS of SELECT (ISO/IEC 7816-4 §11.2.2).
 const INS_SELECT: u8 = 0xA4;
@@ -33,6 +34,7 @@ pub struct Dispatcher {
     chain: Option<Chain>,
     /// Response data not yet fetched with GET RESPONSE.
     pending: Zeroizing<Vec<u8>>,
+    touch: Touch,
 }
 
 impl Dispatcher {
@@ -49,6 +51,7 @@ impl Dispatcher {
             rng,
             chain: None,
             pending: Zeroizing::new(Vec::new()),
+            touch: Touch::default(),
         }
     }
 
@@ -75,6 +78,17 @@ impl Dispatcher {
         self.selected = None;
         self.chain = None;
         self.pending.clear();
+        self.touch.reset();
+    }
+
+    /// The touch sensor.
+    pub fn touch(&self) -> &Touch {
+        &self.touch
+    }
+
+    /// The touch sensor, to set the simulated user's response.
+    pub fn touch_mut(&mut self) -> &mut Touch {
+        &mut self.touch
     }
 
     /// Processes one command APDU; returns the response APDU.
@@ -103,7 +117,11 @@ impl Dispatcher {
         } else {
             match self.selected {
                 Some(index) => {
-                    let mut context = Context { identity: &self.identity, rng: &mut self.rng };
+                    let mut context = Context {
+                        identity: &self.identity,
+                        rng: &mut self.rng,
+                        touch: &mut self.touch,
+                    };
                     self.applets[index].process(&mut context, &command)
                 }
                 None => Err(StatusWord::INS_NOT_SUPPORTED),
@@ -161,7 +179,8 @@ impl Dispatcher {
         }
         self.selected = Some(index);
         tracing::trace!(applet = self.applets[index].name(), "selected");
-        let mut context = Context { identity: &self.identity, rng: &mut self.rng };
+        let mut context =
+            Context { identity: &self.identity, rng: &mut self.rng, touch: &mut self.touch };
         self.applets[index].select(&mut context)
     }
 

@@ -30,10 +30,12 @@ mod identity;
 pub mod management;
 pub mod openpgp;
 pub mod piv;
+mod touch;
 
 pub use applet::{Applet, Context, Reply, StateError};
 pub use faults::Faults;
 pub use identity::{FormFactor, Identity, Version};
+pub use touch::{TOUCH_CACHE, Touch, TouchResponse};
 
 use keystation_core::{Card, Error, TransportFailure, tlv};
 use zeroize::Zeroizing;
@@ -87,6 +89,17 @@ impl SoftCard {
     /// Sets the faults to inject (see [`Faults`]).
     pub fn set_faults(&mut self, faults: Faults) {
         self.faults = faults;
+    }
+
+    /// Sets what the simulated user does when a key's touch policy asks for a touch
+    /// (default: touches at once). See [`TouchResponse`].
+    pub fn set_touch(&mut self, response: TouchResponse) {
+        self.dispatcher.touch_mut().set_response(response);
+    }
+
+    /// How many times the card has waited for a touch (cached touches do not count).
+    pub fn touch_requests(&self) -> u64 {
+        self.dispatcher.touch().requests()
     }
 
     /// The card's identity.

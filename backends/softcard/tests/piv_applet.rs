@@ -746,13 +746,14 @@ fn random_command_sequences_never_panic_and_keep_counters_in_range() {
 #[test]
 fn saved_state_restores_keys_pins_and_objects() {
     use keystation_softcard::piv::Piv;
-    use keystation_softcard::{Applet, Context};
+    use keystation_softcard::{Applet, Context, Touch};
     use rand_core::SeedableRng;
     let identity = Identity::default();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
     let mut piv = Piv::new(&identity);
     let mut run = |piv: &mut Piv, command: Command| {
-        let mut context = Context { identity: &identity, rng: &mut rng };
+        let mut context =
+            Context { identity: &identity, rng: &mut rng, touch: &mut Touch::default() };
         piv.process(&mut context, &command).map(|data| data.to_vec())
     };
     // Management key authentication, straight into the applet.
@@ -814,7 +815,7 @@ fn saved_state_restores_keys_pins_and_objects() {
     let v57 = Identity { version: Version(5, 7, 0), ..Identity::default() };
     let mut ed = Piv::new(&v57);
     let mut rng57 = rand_chacha::ChaCha20Rng::seed_from_u64(6);
-    let mut ctx = Context { identity: &v57, rng: &mut rng57 };
+    let mut ctx = Context { identity: &v57, rng: &mut rng57, touch: &mut Touch::default() };
     let Ok(w) = ed.process(&mut ctx, &apdu(0x87, 0x0A, 0x9B, &[0x7C, 0x02, 0x80, 0x00])) else {
         panic!("witness")
     };

@@ -305,8 +305,9 @@ impl OpenPgp {
                 if !self.volatile.pw1_sign {
                     return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
                 }
-                let key = self.state.slot(Role::Sig).key.as_ref();
-                let key = key.ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+                let slot = self.state.slot(Role::Sig);
+                let key = slot.key.as_ref().ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+                require_touch(context, slot.uif)?;
                 let signature = key.sign(command.data(), context.rng)?;
                 self.state.signature_counter = (self.state.signature_counter + 1).min(0xFF_FFFF);
                 if !self.state.pw1_multi {
@@ -318,8 +319,9 @@ impl OpenPgp {
                 if !self.volatile.pw1_other {
                     return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
                 }
-                let key = self.state.slot(Role::Dec).key.as_ref();
-                let key = key.ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+                let slot = self.state.slot(Role::Dec);
+                let key = slot.key.as_ref().ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+                require_touch(context, slot.uif)?;
                 key.decipher(command.data(), context.rng)
             }
             _ => Err(StatusWord::INCORRECT_P1_P2),
@@ -334,8 +336,9 @@ impl OpenPgp {
         if !self.volatile.pw1_other {
             return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
-        let key = self.state.slot(Role::Aut).key.as_ref();
-        let key = key.ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+        let slot = self.state.slot(Role::Aut);
+        let key = slot.key.as_ref().ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+        require_touch(context, slot.uif)?;
         key.sign(command.data(), context.rng)
     }
 
@@ -559,6 +562,16 @@ impl Applet for OpenPgp {
             ins::SET_PIN_RETRIES => self.set_pin_retries(command),
             _ => Err(StatusWord::INS_NOT_SUPPORTED),
         }
+    }
+}
+
+/// Waits for a touch when the key's user interaction flag asks for one (Yubico's UIF DOs
+/// `D6`–`D8`, first byte: `00` off, `01` on, `02` fixed, `03` cached, `04` cached-fixed).
+fn require_touch(context: &mut Context<'_>, uif: u8) -> Result<(), StatusWord> {
+    match uif {
+        0x01 | 0x02 => context.touch.require(false),
+        0x03 | 0x04 => context.touch.require(true),
+        _ => Ok(()),
     }
 }
 

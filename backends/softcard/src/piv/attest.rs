@@ -15,6 +15,7 @@
 
 use core::str::FromStr;
 use core::time::Duration;
+use std::sync::Mutex;
 
 use keystation_core::{StatusWord, tlv};
 use rand_chacha::ChaCha20Rng;
@@ -199,7 +200,22 @@ pub fn test_attestation_root_pem() -> String {
 
 /// The factory certificate for the `F9` key of the card with this identity, issued by
 /// the test root (DER). Its serial number is the card's.
+///
+/// `f9` must be [`factory_f9_key`] of the same serial: the certificate depends on the
+/// serial alone (ECDSA signing is deterministic), so the last one made is kept and a card
+/// built again with the same serial — every fuzz input, every test — skips two scalar
+/// multiplications and a signature.
 pub(crate) fn factory_f9_certificate(identity: &Identity, f9: &PrivateKey) -> Vec<u8> {
+    static LAST: Mutex<Option<(u32, Vec<u8>)>> = Mutex::new(None);
+    let cached = |guard: &Option<(u32, Vec<u8>)>| match guard {
+        Some((serial, der)) if *serial == identity.serial => Some(der.clone()),
+        _ => None,
+    };
+    if let Ok(guard) = LAST.lock()
+        && let Some(der) = cached(&guard)
+    {
+        return der;
+    }
     let build = || -> Result<Vec<u8>, StatusWord> {
         let mut serial = vec![0x01];
         serial.extend_from_slice(&identity.serial.to_be_bytes());
@@ -214,7 +230,11 @@ pub(crate) fn factory_f9_certificate(identity: &Identity, f9: &PrivateKey) -> Ve
         let cert = sign_certificate(tbs, &root_key())?;
         cert.to_der().map_err(|_| StatusWord::EXECUTION_ERROR)
     };
-    build().unwrap_or_default()
+    let der = build().unwrap_or_default();
+    if let Ok(mut guard) = LAST.lock() {
+        *guard = Some((identity.serial, der.clone()));
+    }
+    der
 }
 
 /// What ATTEST needs to know about the attested key.

@@ -15,8 +15,8 @@
 //! from 5.7); an attestation key in `F9` with its certificate in `5FFF01`, issued by the
 //! software test root of [`test_attestation_root_der`] — never by Yubico's roots.
 //!
-//! Touch is simulated as always present: touch policies are recorded and reported, and
-//! every touch the card would wait for succeeds at once.
+//! Touch policies are recorded, reported and enforced through the card's simulated touch
+//! sensor ([`TouchResponse`](crate::TouchResponse)): by default the user touches at once.
 
 mod attest;
 mod keys;
@@ -342,6 +342,11 @@ impl Piv {
         if items[2] != Some(&[][..]) || items[0].is_some() {
             return Err(bad);
         }
+        match slot.touch_policy {
+            touch_policy::ALWAYS => context.touch.require(false)?,
+            touch_policy::CACHED => context.touch.require(true)?,
+            _ => {}
+        }
         let result = match (items[1], items[3]) {
             (Some(challenge), None) => slot.key.sign(challenge)?,
             (None, Some(point)) => slot.key.ecdh(point)?,
@@ -395,6 +400,9 @@ impl Piv {
                 if !state::ct_eq(decrypted, &plain) {
                     return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
                 }
+                if key.touch {
+                    context.touch.require(false)?;
+                }
                 let response = key.crypt(challenge, true)?;
                 self.volatile.mgmt_authenticated = true;
                 let mut out = Zeroizing::new(Vec::new());
@@ -422,6 +430,9 @@ impl Piv {
                 let expected = key.crypt(&challenge, true)?;
                 if !state::ct_eq(response, &expected) {
                     return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+                }
+                if key.touch {
+                    context.touch.require(false)?;
                 }
                 self.volatile.mgmt_authenticated = true;
                 ok(Vec::new())
