@@ -195,7 +195,7 @@ impl Command {
     /// Whether the command data is secret (PINs, private keys, management-key
     /// cryptograms) and must never be logged.
     pub fn has_secret_data(&self) -> bool {
-        command_data_is_secret(self.ins)
+        command_data_is_secret(self.ins, self.p1, self.p2)
     }
 
     /// Whether the response data of this command is secret (decrypted session keys, ECDH
@@ -235,9 +235,12 @@ fn extended_le(hi: u8, lo: u8) -> Le {
 /// VERIFY (`20`), CHANGE REFERENCE DATA (`24`), RESET RETRY COUNTER (`2C`), GENERAL
 /// AUTHENTICATE (`87`, management-key cryptograms), PUT DATA odd (`DB`: OpenPGP key import,
 /// PIV objects including the PIN-protected management key), Yubico PIV IMPORT KEY (`FE`)
-/// and SET MANAGEMENT KEY (`FF`).
-fn command_data_is_secret(ins: u8) -> bool {
+/// and SET MANAGEMENT KEY (`FF`); and OpenPGP PUT DATA (`DA`) of the resetting code
+/// (`00D3`) and of the KDF data object (`00F9`, hashed PIN material; OpenPGP card 3.4.1
+/// §4.3.2).
+fn command_data_is_secret(ins: u8, p1: u8, p2: u8) -> bool {
     matches!(ins, 0x20 | 0x24 | 0x2C | 0x87 | 0xDB | 0xFE | 0xFF)
+        || (ins == 0xDA && p1 == 0x00 && matches!(p2, 0xD3 | 0xF9))
 }
 
 /// PSO:DECIPHER (`2A 80 86`) returns a session key; GENERAL AUTHENTICATE returns ECDH
@@ -460,6 +463,11 @@ mod tests {
         assert_eq!(get.to_string(), "00 CA 00 6E 5C 01 Le=max");
         assert!(Command::new(0, 0x2A, 0x80, 0x86).has_secret_response());
         assert!(!Command::new(0, 0x2A, 0x9E, 0x9A).has_secret_response());
+        // The OpenPGP resetting code and KDF DO are secret; cardholder name is not.
+        let resetting_code = Command::new(0, 0xDA, 0, 0xD3).with_data(b"87654321");
+        assert_eq!(resetting_code.to_string(), "00 DA 00 D3 [8 bytes redacted]");
+        assert!(Command::new(0, 0xDA, 0, 0xF9).with_data(&[0x81, 1, 3]).has_secret_data());
+        assert!(!Command::new(0, 0xDA, 0, 0x5B).with_data(b"Doe<<Jo").has_secret_data());
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod tlv;
 pub use apdu::{Command, Le, Response};
 pub use card::{Card, Transaction};
 pub use channel::{Channel, ChannelOptions};
-pub use error::{Error, TransportFailure};
+pub use error::{Error, KeyFault, TlvFault, TransportFailure};
 pub use keygen::KeyGen;
 pub use provisioner::Provisioner;
 pub use secret::{SecretBytes, SecretKey};

@@ -1,0 +1,118 @@
+//! The software card through the whole PC/SC stack: keystation-pcsc → libpcsclite →
+//! pcscd → vpcd → `keystation simulate`'s bridge (in this process) → the software card.
+//! Per-APDU latency and signatures per second, to set against `benches/softcard.rs`
+//! (the same card in-process).
+//!
+//! It needs the private pcscd with the vpcd reader that `scripts/with-pcscd` starts:
+//!
+//! ```sh
+//! scripts/with-pcscd cargo bench --features test-vpcd --bench pcscd
+//! ```
+//!
+//! Without it the bench stops at once with that hint.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use keystation::simulate;
+use keystation_core::{Channel, Command, Le};
+use keystation_pcsc::{PcscCard, PcscContext, ShareMode};
+
+const OPENPGP_AID: &[u8] = &[0xD2, 0x76, 0x00, 0x01, 0x24, 0x01];
+const ED25519_ATTRIBUTES: &[u8] = &[0x16, 0x2B, 0x06, 0x01, 0x04, 0x01, 0xDA, 0x47, 0x0F, 0x01];
+const P256_ATTRIBUTES: &[u8] = &[0x13, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+
+fn ok(channel: &mut Channel<'_>, command: &Command) -> Vec<u8> {
+    match channel.transmit_ok(command) {
+        Ok(data) => data.to_vec(),
+        Err(e) => panic!("{command}: {e}"),
+    }
+}
+
+/// The bridge serving a software card on the vpcd reader, stopped when dropped.
+struct Bridge {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the bridge and connects to the card through pcscd.
+fn connect() -> (Bridge, PcscCard) {
+    let hint = "run under the private pcscd: \
+                scripts/with-pcscd cargo bench --features test-vpcd --bench pcscd";
+    let port = std::env::var("KEYSTATION_TEST_VPCD_PORT").unwrap_or_else(|_| panic!("{hint}"));
+    let reader = std::env::var("KEYSTATION_TEST_VPCD_READER").unwrap_or_else(|_| panic!("{hint}"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = Arc::clone(&stop);
+        let options = simulate::Options {
+            vpcd: format!("127.0.0.1:{port}"),
+            seed: Some(1),
+            ..simulate::Options::default()
+        };
+        std::thread::spawn(move || {
+            let mut card = simulate::card(&options);
+            simulate::serve_until(&options.vpcd, &mut card, None, &stop);
+        })
+    };
+    let bridge = Bridge { stop, thread: Some(thread) };
+    let context = PcscContext::establish().unwrap_or_else(|e| panic!("pcscd: {e}; {hint}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let present = context
+            .readers()
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r.name == reader && r.card_present);
+        if present {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the software card did not appear in {reader}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let card = context.connect(&reader, ShareMode::Exclusive).unwrap_or_else(|e| panic!("{e}"));
+    (bridge, card)
+}
+
+fn through_pcscd(c: &mut Criterion) {
+    let (_bridge, mut card) = connect();
+    let mut channel = Channel::new(&mut card);
+    ok(&mut channel, &Command::new(0, 0xA4, 4, 0).with_data(OPENPGP_AID));
+    let get_ard = Command::new(0, 0xCA, 0, 0x6E).with_le(Le::Max);
+    c.bench_function("pcscd/get_data_6e", |b| b.iter(|| channel.transmit(black_box(&get_ard))));
+    let verify_status = Command::new(0, 0x20, 0, 0x81);
+    c.bench_function("pcscd/verify_status", |b| {
+        b.iter(|| channel.transmit(black_box(&verify_status)))
+    });
+
+    let mut group = c.benchmark_group("pcscd/sign");
+    for (name, attributes, input) in
+        [("nistp256", P256_ATTRIBUTES, [0x5A; 32]), ("ed25519", ED25519_ATTRIBUTES, [0x5A; 32])]
+    {
+        ok(&mut channel, &Command::new(0, 0x20, 0, 0x83).with_data(b"12345678"));
+        ok(&mut channel, &Command::new(0, 0xDA, 0, 0xC1).with_data(attributes));
+        ok(&mut channel, &Command::new(0, 0x47, 0x80, 0).with_data(&[0xB6, 0x00]).with_le(Le::Max));
+        ok(&mut channel, &Command::new(0, 0x20, 0, 0x81).with_data(b"123456"));
+        let sign = Command::new(0, 0x2A, 0x9E, 0x9A).with_data(&input).with_le(Le::Max);
+        // PW1 stays verified for several signatures (PW1 status byte 01, the factory value),
+        // so every iteration really signs; check that once.
+        ok(&mut channel, &sign);
+        ok(&mut channel, &sign);
+        group.bench_function(name, |b| b.iter(|| channel.transmit(black_box(&sign))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, through_pcscd);
+criterion_main!(benches);
