@@ -117,6 +117,65 @@ pub fn ber_tlv(data: &[u8]) {
     }
 }
 
+/// The OpenPGP card client's parsers of what a card sends (application related data,
+/// key attributes, PW status, algorithm information, cardholder data, UIF, historical
+/// bytes, public key templates): byte 0 picks the parser, the rest is the card's data.
+/// None may panic; what parses must be self-consistent.
+pub fn openpgp_data(data: &[u8]) {
+    use keystation_core::key::KeyAlgorithm;
+    use keystation_openpgp as pgp;
+    let Some((&which, body)) = data.split_first() else { return };
+    match which % 10 {
+        0 => {
+            if let Ok(ard) = pgp::ApplicationRelatedData::parse(body) {
+                // Whatever parsed can be shown.
+                let _ = format!("{ard:?}");
+            }
+        }
+        1 => {
+            if let Ok(attributes) = pgp::KeyAttributes::parse(body) {
+                let _ = format!("{attributes:?}");
+            }
+        }
+        2 => {
+            if let Ok(status) = pgp::PwStatus::parse(body) {
+                let _ = format!("{status:?}");
+            }
+        }
+        3 => {
+            let _ = pgp::AlgorithmInformation::parse(body);
+        }
+        4 => {
+            let _ = pgp::CardholderData::parse(body);
+        }
+        5 => {
+            let _ = pgp::UifDo::parse(body);
+            let _ = pgp::ExtendedCapabilities::parse(body);
+            let _ = pgp::ExtendedLengthInfo::parse(body);
+            let _ = pgp::Aid::parse(body);
+        }
+        6 => {
+            let _ = pgp::HistoricalBytes::parse(body);
+            let _ = pgp::HistoricalBytes::from_atr(body);
+        }
+        7 => {
+            if let Some(der) = pgp::ecdsa_signature_to_der(body) {
+                // A DER signature is a SEQUENCE of two INTEGERs.
+                assert_eq!(der.first(), Some(&0x30), "DER ECDSA signature {der:02X?}");
+            }
+        }
+        _ => {
+            let Some((&alg, template)) = body.split_first() else { return };
+            let algorithm = KeyAlgorithm::ALL[usize::from(alg) % KeyAlgorithm::ALL.len()];
+            if let Ok(key) = pgp::parse_public_key_template(template, algorithm) {
+                assert_eq!(key.algorithm(), algorithm, "the key has the asked algorithm");
+                // A parsed key encodes.
+                assert!(!key.to_spki_der().is_empty());
+            }
+        }
+    }
+}
+
 /// The software YubiKey 5 under an arbitrary session; see [`session`].
 pub fn softcard_session(data: &[u8]) {
     session::run(data);

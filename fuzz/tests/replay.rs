@@ -34,6 +34,11 @@ fn ber_tlv_seeds() {
 }
 
 #[test]
+fn openpgp_data_seeds() {
+    replay("openpgp_data", keystation_fuzz::openpgp_data);
+}
+
+#[test]
 fn softcard_session_seeds() {
     replay("softcard_session", keystation_fuzz::softcard_session);
 }
