@@ -21,16 +21,8 @@ use keystation::simulate;
 use keystation_core::{Channel, Command, Le};
 use keystation_pcsc::{PcscCard, PcscContext, ShareMode};
 
-const OPENPGP_AID: &[u8] = &[0xD2, 0x76, 0x00, 0x01, 0x24, 0x01];
-const ED25519_ATTRIBUTES: &[u8] = &[0x16, 0x2B, 0x06, 0x01, 0x04, 0x01, 0xDA, 0x47, 0x0F, 0x01];
-const P256_ATTRIBUTES: &[u8] = &[0x13, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
-
-fn ok(channel: &mut Channel<'_>, command: &Command) -> Vec<u8> {
-    match channel.transmit_ok(command) {
-        Ok(data) => data.to_vec(),
-        Err(e) => panic!("{command}: {e}"),
-    }
-}
+mod common;
+use common::{OPENPGP_AID, ok};
 
 /// The bridge serving a software card on the vpcd reader, stopped when dropped.
 struct Bridge {
@@ -97,18 +89,8 @@ fn through_pcscd(c: &mut Criterion) {
     });
 
     let mut group = c.benchmark_group("pcscd/sign");
-    for (name, attributes, input) in
-        [("nistp256", P256_ATTRIBUTES, [0x5A; 32]), ("ed25519", ED25519_ATTRIBUTES, [0x5A; 32])]
-    {
-        ok(&mut channel, &Command::new(0, 0x20, 0, 0x83).with_data(b"12345678"));
-        ok(&mut channel, &Command::new(0, 0xDA, 0, 0xC1).with_data(attributes));
-        ok(&mut channel, &Command::new(0, 0x47, 0x80, 0).with_data(&[0xB6, 0x00]).with_le(Le::Max));
-        ok(&mut channel, &Command::new(0, 0x20, 0, 0x81).with_data(b"123456"));
-        let sign = Command::new(0, 0x2A, 0x9E, 0x9A).with_data(&input).with_le(Le::Max);
-        // PW1 stays verified for several signatures (PW1 status byte 01, the factory value),
-        // so every iteration really signs; check that once.
-        ok(&mut channel, &sign);
-        ok(&mut channel, &sign);
+    for (name, attributes, input) in common::signature_cases() {
+        let sign = common::signature_key(&mut channel, &attributes, &input);
         group.bench_function(name, |b| b.iter(|| channel.transmit(black_box(&sign))));
     }
     group.finish();

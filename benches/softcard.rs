@@ -10,14 +10,8 @@ use std::hint::black_box;
 use keystation_core::{Channel, Command, Le};
 use keystation_softcard::{Identity, SoftCard};
 
-const OPENPGP_AID: &[u8] = &[0xD2, 0x76, 0x00, 0x01, 0x24, 0x01];
-
-fn ok(channel: &mut Channel<'_>, command: &Command) -> Vec<u8> {
-    match channel.transmit_ok(command) {
-        Ok(data) => data.to_vec(),
-        Err(e) => panic!("{command}: {e}"),
-    }
-}
+mod common;
+use common::{OPENPGP_AID, ok};
 
 /// A card with the OpenPGP applet selected.
 fn selected_card() -> SoftCard {
@@ -38,38 +32,11 @@ fn apdu_latency(c: &mut Criterion) {
 }
 
 fn signatures(c: &mut Criterion) {
-    // Algorithm attributes (OpenPGP card 3.4 §4.4.3.10) and the input PSO:CDS signs.
-    let digest_info_sha256: Vec<u8> = {
-        let mut d = vec![
-            0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x01, 0x05, 0x00, 0x04, 0x20,
-        ];
-        d.extend_from_slice(&[0x5A; 32]);
-        d
-    };
-    let cases: [(&str, Vec<u8>, Vec<u8>); 4] = [
-        ("rsa2048", vec![0x01, 0x08, 0x00, 0x00, 0x11, 0x00], digest_info_sha256),
-        ("nistp256", vec![0x13, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07], vec![0x5A; 32]),
-        ("nistp384", vec![0x13, 0x2B, 0x81, 0x04, 0x00, 0x22], vec![0x5A; 48]),
-        (
-            "ed25519",
-            vec![0x16, 0x2B, 0x06, 0x01, 0x04, 0x01, 0xDA, 0x47, 0x0F, 0x01],
-            vec![0x5A; 32],
-        ),
-    ];
     let mut group = c.benchmark_group("softcard/sign");
-    for (name, attributes, input) in cases {
+    for (name, attributes, input) in common::signature_cases() {
         let mut card = selected_card();
         let mut channel = Channel::new(&mut card);
-        ok(&mut channel, &Command::new(0, 0x20, 0, 0x83).with_data(b"12345678"));
-        ok(&mut channel, &Command::new(0, 0xDA, 0, 0xC1).with_data(&attributes));
-        ok(&mut channel, &Command::new(0, 0x47, 0x80, 0).with_data(&[0xB6, 0x00]).with_le(Le::Max));
-        ok(&mut channel, &Command::new(0, 0x20, 0, 0x81).with_data(b"123456"));
-        let sign = Command::new(0, 0x2A, 0x9E, 0x9A).with_data(&input).with_le(Le::Max);
-        // PW1 stays verified for several signatures (factory PW1 status byte 01), so every
-        // iteration really signs; check that once.
-        ok(&mut channel, &sign);
-        ok(&mut channel, &sign);
+        let sign = common::signature_key(&mut channel, &attributes, &input);
         group.bench_function(name, |b| b.iter(|| channel.transmit(black_box(&sign))));
     }
     group.finish();
