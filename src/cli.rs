@@ -130,6 +130,83 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "MODE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share_mode: Option<String>,
+
+    /// Protobuf package of defguard's worker service: defguard.worker.v1 or worker
+    ///
+    /// [env: KEYSTATION_GRPC_PACKAGE] [default: defguard.worker.v1]
+    #[arg(long = "grpc-package", global = true, value_name = "PACKAGE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_package: Option<String>,
+
+    /// How often the station asks defguard for a job, like 500ms or 1s
+    ///
+    /// [env: KEYSTATION_POLL_INTERVAL] [default: 1s]
+    #[arg(long = "poll-interval", global = true, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_interval: Option<String>,
+
+    /// Key algorithm: auto, ed25519, nistp256, nistp384, rsa2048, rsa3072 or rsa4096
+    ///
+    /// [env: KEYSTATION_ALGORITHM] [default: auto]
+    #[arg(long = "algorithm", global = true, value_name = "ALGORITHM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+
+    /// Generate keys on the card or on the host (then import them)
+    ///
+    /// [env: KEYSTATION_KEY_LOCATION] [default: card]
+    #[arg(long = "key-location", global = true, value_name = "WHERE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_location: Option<String>,
+
+    /// Encrypted backup of host-generated keys (needs --key-location host)
+    ///
+    /// [env: KEYSTATION_BACKUP_FILE] [default: none]
+    #[arg(long = "backup-file", global = true, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_file: Option<String>,
+
+    /// File holding the backup's passphrase
+    ///
+    /// [env: KEYSTATION_BACKUP_PASSPHRASE_FILE] [default: none]
+    #[arg(long = "backup-passphrase-file", global = true, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_passphrase_file: Option<String>,
+
+    /// PINs after provisioning: keep, set (from the PIN files) or random
+    ///
+    /// [env: KEYSTATION_PIN_POLICY] [default: random]
+    #[arg(long = "pin-policy", global = true, value_name = "POLICY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_policy: Option<String>,
+
+    /// File holding the new user PIN (--pin-policy set)
+    ///
+    /// [env: KEYSTATION_USER_PIN_FILE] [default: none]
+    #[arg(long = "user-pin-file", global = true, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_pin_file: Option<String>,
+
+    /// File holding the new admin PIN (--pin-policy set)
+    ///
+    /// [env: KEYSTATION_ADMIN_PIN_FILE] [default: none]
+    #[arg(long = "admin-pin-file", global = true, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_pin_file: Option<String>,
+
+    /// Touch to use a key: off, on, fixed, cached or cached-fixed
+    ///
+    /// [env: KEYSTATION_TOUCH_POLICY] [default: off]
+    #[arg(long = "touch-policy", global = true, value_name = "POLICY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub touch_policy: Option<String>,
+
+    /// Reset the card's OpenPGP application before provisioning: true or false
+    ///
+    /// [env: KEYSTATION_RESET] [default: true]
+    #[arg(long = "reset", global = true, value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset: Option<String>,
 }
 
 /// The subcommands.
@@ -147,6 +224,89 @@ pub enum Command {
     /// (Ctrl-C or SIGTERM). For rehearsals and tests: its keys live in memory, unprotected.
     #[cfg(feature = "softcard")]
     Simulate(SimulateArgs),
+    /// Run as a provisioning station: take jobs from defguard over gRPC (--grpc, --token,
+    /// --id, --grpc-package, --poll-interval) until SIGTERM or Ctrl-C.
+    #[cfg(feature = "grpc")]
+    Station(StationArgs),
+    /// Provision one card now: reset its OpenPGP application, generate the keys on it,
+    /// make the card-signed OpenPGP certificate, set the PINs (profile options above), and
+    /// print the certificate, SSH key, serial, fingerprints and any new PINs.
+    #[cfg(feature = "openpgp")]
+    Provision(ProvisionArgs),
+}
+
+/// `keystation provision …`
+#[cfg(feature = "openpgp")]
+#[derive(Debug, Clone, Args)]
+pub struct ProvisionArgs {
+    /// The holder's name, "First Last" (the last word is the surname)
+    #[arg(long, value_name = "NAME", required_unless_present_all = ["first_name", "last_name"])]
+    pub name: Option<String>,
+    /// Given name(s), instead of --name
+    #[arg(long, value_name = "FIRST", conflicts_with = "name", requires = "last_name")]
+    pub first_name: Option<String>,
+    /// Surname, instead of --name
+    #[arg(long, value_name = "LAST", conflicts_with = "name", requires = "first_name")]
+    pub last_name: Option<String>,
+    /// The holder's e-mail address
+    #[arg(long, value_name = "ADDRESS")]
+    pub email: String,
+    /// Which card: auto = the one card in a PC/SC reader, or the built-in software card
+    /// when there is none
+    #[arg(long, value_enum, default_value_t)]
+    pub card: crate::provision::run::CardChoice,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "openpgp")]
+impl ProvisionArgs {
+    /// The holder the options name.
+    pub fn holder(&self) -> Result<crate::provision::Holder, crate::provision::InvalidHolder> {
+        let (first, last) = match (&self.name, &self.first_name, &self.last_name) {
+            (Some(name), _, _) => match name.trim().rsplit_once(char::is_whitespace) {
+                Some((first, last)) => (first.trim().to_owned(), last.to_owned()),
+                None => (String::new(), name.clone()),
+            },
+            (None, first, last) => {
+                (first.clone().unwrap_or_default(), last.clone().unwrap_or_default())
+            }
+        };
+        crate::provision::Holder::new(&first, &last, &self.email)
+    }
+}
+
+/// `keystation station …`. The connection options are the configuration options above.
+#[cfg(feature = "grpc")]
+#[derive(Debug, Clone, Default, Args)]
+#[non_exhaustive]
+pub struct StationArgs {
+    /// Which card each job uses: auto = the one card in a PC/SC reader (the built-in
+    /// software card when there is none), pcsc, or software (a rehearsal)
+    #[cfg(feature = "openpgp")]
+    #[arg(long, value_enum, default_value_t = crate::provision::run::CardChoice::Pcsc)]
+    pub card: crate::provision::run::CardChoice,
+}
+
+/// The provisioning side the station runs jobs with: the OpenPGP flow with the
+/// configured profile on the card `--card` names, or — in a build without the `openpgp`
+/// feature — a refusal of every job.
+#[cfg(feature = "grpc")]
+fn provisioner(
+    args: &StationArgs,
+    settings: &config::Settings,
+) -> std::sync::Arc<dyn crate::station::Provision> {
+    #[cfg(feature = "openpgp")]
+    return std::sync::Arc::new(crate::provision::run::StationJobs::new(
+        args.card,
+        settings.clone(),
+    ));
+    #[cfg(not(feature = "openpgp"))]
+    {
+        let _ = (args, settings);
+        std::sync::Arc::new(crate::station::NoProvisioning)
+    }
 }
 
 /// `keystation simulate …`
@@ -221,6 +381,8 @@ pub fn run(cli: Cli) -> ExitCode {
             report(&error);
             ExitCode::from(match error {
                 Error::Config(_) => EXIT_CONFIG,
+                #[cfg(feature = "grpc")]
+                Error::Station(error) if error.is_configuration() => EXIT_CONFIG,
                 _ => EXIT_FAILURE,
             })
         }
@@ -250,6 +412,17 @@ pub fn execute(
                 seed: args.seed,
                 state: args.state.clone(),
             })?;
+        }
+        #[cfg(feature = "grpc")]
+        Command::Station(args) => {
+            let provision = provisioner(args, &loaded.settings);
+            let settings = crate::station::StationSettings::from_settings(&loaded.settings);
+            crate::station::run_until_signalled(settings, provision)?;
+        }
+        #[cfg(feature = "openpgp")]
+        Command::Provision(args) => {
+            let holder = args.holder().map_err(crate::provision::run::RunError::from)?;
+            crate::provision::run::one_shot(args.card, &loaded.settings, &holder, args.json, out)?;
         }
     }
     Ok(())

@@ -49,6 +49,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use self::token::{REDACTED, Token};
+use keystation_core::secret::SecretBytes;
+
 use self::value::Resolver;
 use crate::cli::GlobalArgs;
 
@@ -152,6 +154,85 @@ choice! {
     }
 }
 
+choice! {
+    /// Which protobuf package the station speaks to defguard (`--grpc-package`): the same
+    /// `WorkerService` is served under two names; see [`crate::proto`].
+    GrpcPackage {
+        /// `defguard.worker.v1`, current defguard core.
+        #[default]
+        DefguardWorkerV1 => "defguard.worker.v1",
+        /// `worker`, older cores.
+        Worker => "worker",
+    }
+}
+
+choice! {
+    /// The key algorithm a provisioning job generates (`--algorithm`).
+    Algorithm {
+        /// Ed25519/X25519 where the card supports them, else RSA 2048 (every OpenPGP card
+        /// has it, and on-card RSA 2048 generation takes seconds where 4096 takes minutes).
+        #[default]
+        Auto => "auto",
+        /// Ed25519 for signing and authentication, X25519 for encryption (RFC 9580 §9.1).
+        Ed25519 => "ed25519",
+        /// ECDSA/ECDH on NIST P-256.
+        Nistp256 => "nistp256",
+        /// ECDSA/ECDH on NIST P-384.
+        Nistp384 => "nistp384",
+        /// RSA with a 2048-bit modulus.
+        Rsa2048 => "rsa2048",
+        /// RSA with a 3072-bit modulus.
+        Rsa3072 => "rsa3072",
+        /// RSA with a 4096-bit modulus.
+        Rsa4096 => "rsa4096",
+    }
+}
+
+choice! {
+    /// Where a provisioning job generates the keys (`--key-location`).
+    KeyLocation {
+        /// On the card (GENERATE ASYMMETRIC KEY PAIR); the private keys never exist
+        /// anywhere else.
+        #[default]
+        Card => "card",
+        /// In host memory, then imported to the card and zeroized; the only way to keep a
+        /// backup (`backup_file`), and faster than on-card RSA-4096 on slow cards.
+        Host => "host",
+    }
+}
+
+choice! {
+    /// What a provisioning job does with the card's PINs (`--pin-policy`).
+    PinPolicy {
+        /// Leave the PINs as they are (after a reset: the factory PINs 123456/12345678).
+        Keep => "keep",
+        /// Set them from `user_pin_file` and `admin_pin_file`.
+        Set => "set",
+        /// Set fresh random PINs and hand them over in keystation's result output (never
+        /// in a log), so no card leaves the station with factory PINs.
+        #[default]
+        Random => "random",
+    }
+}
+
+choice! {
+    /// Whether the card's keys wait for a touch (`--touch-policy`; Yubico's UIF, OpenPGP
+    /// card 3.4 §4.1.3.6 "User Interaction Flag").
+    TouchPolicy {
+        /// No touch needed.
+        #[default]
+        Off => "off",
+        /// A touch for every use.
+        On => "on",
+        /// A touch for every use; cannot be changed without resetting the application.
+        Fixed => "fixed",
+        /// A touch, then cached for 15 seconds.
+        Cached => "cached",
+        /// Cached, and cannot be changed without resetting the application.
+        CachedFixed => "cached-fixed",
+    }
+}
+
 /// The station id shown in the defguard UI when nothing else is configured.
 pub const DEFAULT_ID: &str = "YubikeyProvisioner";
 /// defguard's gRPC endpoint when nothing else is configured.
@@ -160,6 +241,9 @@ pub const DEFAULT_GRPC_URL: &str = "http://127.0.0.1:50055";
 pub const DEFAULT_SMARTCARD_RETRIES: u32 = 1;
 /// Seconds between looks for a card when nothing else is configured.
 pub const DEFAULT_SMARTCARD_RETRY_INTERVAL_SECS: u64 = 15;
+/// How often the station polls defguard for a job when nothing else is configured. defguard
+/// shows a station as connected only if it polled within the last 2 s.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The effective configuration, after all layers are merged and every value is validated.
 ///
@@ -194,6 +278,32 @@ pub struct Settings {
     pub reader: Option<String>,
     /// How to open the card (`--share-mode`).
     pub share_mode: ShareMode,
+    /// The protobuf package of defguard's worker service (`--grpc-package`).
+    pub grpc_package: GrpcPackage,
+    /// How often the station asks defguard for a job (`--poll-interval`; `500ms`, `1s`).
+    pub poll_interval: Duration,
+    /// Key algorithm for provisioning (`--algorithm`).
+    pub algorithm: Algorithm,
+    /// Where provisioning generates keys (`--key-location`).
+    pub key_location: KeyLocation,
+    /// Where to write an encrypted backup of host-generated keys (`--backup-file`); only
+    /// with `key_location = host` and a `backup_passphrase_file`.
+    pub backup_file: Option<PathBuf>,
+    /// File holding the backup's passphrase (`--backup-passphrase-file`); read with
+    /// [`read_secret_file`] when used.
+    pub backup_passphrase_file: Option<PathBuf>,
+    /// What provisioning does with the PINs (`--pin-policy`).
+    pub pin_policy: PinPolicy,
+    /// File holding the new user PIN for `pin_policy = set` (`--user-pin-file`); read with
+    /// [`read_secret_file`] when used.
+    pub user_pin_file: Option<PathBuf>,
+    /// File holding the new admin PIN for `pin_policy = set` (`--admin-pin-file`); read with
+    /// [`read_secret_file`] when used.
+    pub admin_pin_file: Option<PathBuf>,
+    /// Touch policy for the generated keys (`--touch-policy`).
+    pub touch_policy: TouchPolicy,
+    /// Whether provisioning resets the card's OpenPGP application first (`--reset`).
+    pub reset: bool,
 }
 
 impl Default for Settings {
@@ -210,8 +320,33 @@ impl Default for Settings {
             gpg_debug_level: GpgDebugLevel::default(),
             reader: None,
             share_mode: ShareMode::default(),
+            grpc_package: GrpcPackage::default(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            algorithm: Algorithm::default(),
+            key_location: KeyLocation::default(),
+            backup_file: None,
+            backup_passphrase_file: None,
+            pin_policy: PinPolicy::default(),
+            user_pin_file: None,
+            admin_pin_file: None,
+            touch_policy: TouchPolicy::default(),
+            reset: true,
         }
     }
+}
+
+/// Reads a secret (a PIN, a passphrase) from `path` at the moment it is needed: the bytes
+/// of the file without one trailing line ending (`\n` or `\r\n`). The result is zeroized
+/// when dropped; so is every intermediate copy made here.
+pub fn read_secret_file(path: &Path) -> io::Result<SecretBytes> {
+    let mut bytes = zeroize::Zeroizing::new(std::fs::read(path)?);
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    Ok(SecretBytes::copy_from(&bytes))
 }
 
 /// Where a configuration value (or the config file's name) came from.

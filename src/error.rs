@@ -13,6 +13,14 @@ pub enum Error {
     /// The configuration could not be loaded (the process exits with status 2).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The station stopped with an error (`keystation station`).
+    #[cfg(feature = "grpc")]
+    #[error(transparent)]
+    Station(#[from] crate::station::StationError),
+    /// A provisioning run failed (`keystation provision`).
+    #[cfg(feature = "openpgp")]
+    #[error(transparent)]
+    Provision(#[from] crate::provision::run::RunError),
     /// The software card's state file (`keystation simulate --state`) could not be read,
     /// is corrupt, or could not be written.
     #[cfg(feature = "softcard")]

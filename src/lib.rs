@@ -2,6 +2,8 @@
 //! binary runs. `main.rs` only parses the command line and calls into here.
 
 #[cfg(feature = "pcsc")]
+pub mod acquire;
+#[cfg(feature = "pcsc")]
 pub mod cards;
 pub mod cli;
 pub mod config;
@@ -9,7 +11,10 @@ mod error;
 pub mod logging;
 #[cfg(feature = "grpc")]
 pub mod proto;
+#[cfg(feature = "openpgp")]
+pub mod provision;
 #[cfg(feature = "softcard")]
 pub mod simulate;
+pub mod station;
 
 pub use error::Error;

@@ -127,6 +127,17 @@ fn defaults() {
         ("gpg_debug_level", "none"),
         ("reader", "(unset)"),
         ("share_mode", "exclusive"),
+        ("grpc_package", "defguard.worker.v1"),
+        ("poll_interval", "1s"),
+        ("algorithm", "auto"),
+        ("key_location", "card"),
+        ("backup_file", "(unset)"),
+        ("backup_passphrase_file", "(unset)"),
+        ("pin_policy", "random"),
+        ("user_pin_file", "(unset)"),
+        ("admin_pin_file", "(unset)"),
+        ("touch_policy", "off"),
+        ("reset", "true"),
     ];
     assert_eq!(table.len(), expected.len(), "{table:?}");
     for (key, value) in expected {
@@ -146,6 +157,17 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
     ("gpg_debug_level", "guru", "\"guru\""),
     ("reader", "Yubico", "\"Yubico\""),
     ("share_mode", "shared", "\"shared\""),
+    ("grpc_package", "worker", "\"worker\""),
+    ("poll_interval", "500ms", "\"500ms\""),
+    ("algorithm", "rsa4096", "\"rsa4096\""),
+    ("key_location", "host", "\"host\""),
+    ("backup_file", "/etc/keys.bak", "\"/etc/keys.bak\""),
+    ("backup_passphrase_file", "/etc/keys.pass", "\"/etc/keys.pass\""),
+    ("pin_policy", "set", "\"set\""),
+    ("user_pin_file", "/etc/user.pin", "\"/etc/user.pin\""),
+    ("admin_pin_file", "/etc/admin.pin", "\"/etc/admin.pin\""),
+    ("touch_policy", "cached-fixed", "\"cached-fixed\""),
+    ("reset", "false", "false"),
 ];
 
 #[test]
@@ -180,6 +202,17 @@ const EVERY_VARIABLE: &[(&str, &str, &str, Option<&str>)] = &[
     ("gpg_debug_level", "guru", "KEYSTATION_GPG_DEBUG_LEVEL", Some("GPG_DEBUG_LEVEL")),
     ("reader", "Yubico", "KEYSTATION_READER", None),
     ("share_mode", "shared", "KEYSTATION_SHARE_MODE", None),
+    ("grpc_package", "worker", "KEYSTATION_GRPC_PACKAGE", None),
+    ("poll_interval", "500ms", "KEYSTATION_POLL_INTERVAL", None),
+    ("algorithm", "rsa4096", "KEYSTATION_ALGORITHM", None),
+    ("key_location", "host", "KEYSTATION_KEY_LOCATION", None),
+    ("backup_file", "/etc/keys.bak", "KEYSTATION_BACKUP_FILE", None),
+    ("backup_passphrase_file", "/etc/keys.pass", "KEYSTATION_BACKUP_PASSPHRASE_FILE", None),
+    ("pin_policy", "set", "KEYSTATION_PIN_POLICY", None),
+    ("user_pin_file", "/etc/user.pin", "KEYSTATION_USER_PIN_FILE", None),
+    ("admin_pin_file", "/etc/admin.pin", "KEYSTATION_ADMIN_PIN_FILE", None),
+    ("touch_policy", "cached-fixed", "KEYSTATION_TOUCH_POLICY", None),
+    ("reset", "false", "KEYSTATION_RESET", None),
 ];
 
 #[test]
@@ -239,6 +272,17 @@ fn command_line_sets_every_key() {
         ("gpg_debug_level", "--gpg-debug-level"),
         ("reader", "--reader"),
         ("share_mode", "--share-mode"),
+        ("grpc_package", "--grpc-package"),
+        ("poll_interval", "--poll-interval"),
+        ("algorithm", "--algorithm"),
+        ("key_location", "--key-location"),
+        ("backup_file", "--backup-file"),
+        ("backup_passphrase_file", "--backup-passphrase-file"),
+        ("pin_policy", "--pin-policy"),
+        ("user_pin_file", "--user-pin-file"),
+        ("admin_pin_file", "--admin-pin-file"),
+        ("touch_policy", "--touch-policy"),
+        ("reset", "--reset"),
     ];
     let mut args = vec!["--token", SECRET];
     for (key, flag) in flags {
@@ -539,6 +583,168 @@ fn invalid_value_from_the_command_line() {
         "invalid value \"xml\" for log_format (from command line --log-format): expected one \
          of text, json"
     );
+}
+
+#[test]
+fn station_and_profile_values_are_validated() {
+    let station = Station::new();
+    assert_eq!(
+        station.error(&["--grpc-package", "defguard.worker.v2"]),
+        "invalid value \"defguard.worker.v2\" for grpc_package (from command line \
+         --grpc-package): expected one of defguard.worker.v1, worker"
+    );
+    let duration = "expected a duration greater than zero and at most 1h, like 500ms, 1s or 2m \
+                    (a plain number is seconds)";
+    for bad in ["0", "0ms", "1.5s", "fast", "2h"] {
+        assert_eq!(
+            station.error(&["--poll-interval", bad]),
+            format!(
+                "invalid value \"{bad}\" for poll_interval (from command line --poll-interval): {duration}"
+            )
+        );
+    }
+    let path = station.file("k.toml", "poll_interval = -5\n");
+    assert_eq!(
+        station.error(&["--config", path.to_str().unwrap()]),
+        format!(
+            "invalid value -5 for poll_interval (from config file {}): {duration}",
+            path.display()
+        )
+    );
+    let station = Station::new().env("KEYSTATION_ALGORITHM", "dsa1024");
+    assert_eq!(
+        station.error(&[]),
+        "invalid value \"dsa1024\" for algorithm (from environment variable KEYSTATION_ALGORITHM): \
+         expected one of auto, ed25519, nistp256, nistp384, rsa2048, rsa3072, rsa4096"
+    );
+    let station = Station::new();
+    station.file(".env", "KEYSTATION_KEY_LOCATION=cloud\n");
+    assert_eq!(
+        station.error(&[]),
+        "invalid value \"cloud\" for key_location (from .env file ./.env, variable \
+         KEYSTATION_KEY_LOCATION): expected one of card, host"
+    );
+    let station = Station::new();
+    assert_eq!(
+        station.error(&["--pin-policy", "factory"]),
+        "invalid value \"factory\" for pin_policy (from command line --pin-policy): expected one \
+         of keep, set, random"
+    );
+    assert_eq!(
+        station.error(&["--touch-policy", "always"]),
+        "invalid value \"always\" for touch_policy (from command line --touch-policy): expected \
+         one of off, on, fixed, cached, cached-fixed"
+    );
+    assert_eq!(
+        station.error(&["--reset", "maybe"]),
+        "invalid value \"maybe\" for reset (from command line --reset): expected true or false"
+    );
+    let path = station.file("r.toml", "reset = \"yes\"\nuser_pin_file = 3\n");
+    assert_eq!(
+        station.error(&["--config", path.to_str().unwrap()]),
+        format!(
+            "invalid value 3 for user_pin_file (from config file {}): expected a file path",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn station_values_in_every_accepted_form() {
+    let table = Station::new()
+        .env("KEYSTATION_POLL_INTERVAL", "2")
+        .env("KEYSTATION_RESET", "No")
+        .show(&["--grpc-package", "WORKER", "--algorithm", "Ed25519"]);
+    assert_entry(&table, "poll_interval", "2s", "environment variable KEYSTATION_POLL_INTERVAL");
+    assert_entry(&table, "reset", "false", "environment variable KEYSTATION_RESET");
+    assert_entry(&table, "grpc_package", "worker", "command line --grpc-package");
+    assert_entry(&table, "algorithm", "ed25519", "command line --algorithm");
+
+    let station = Station::new();
+    let path = station.file("k.toml", "poll_interval = 3\nreset = false\n");
+    let table = station.show(&["--config", path.to_str().unwrap(), "--poll-interval", "1500ms"]);
+    assert_entry(&table, "poll_interval", "1500ms", "command line --poll-interval");
+    assert_entry(&table, "reset", "false", &format!("config file {}", path.display()));
+}
+
+#[test]
+fn profile_keys_that_need_each_other() {
+    let station = Station::new();
+    assert_eq!(
+        station.error(&["--backup-file", "/b", "--backup-passphrase-file", "/p"]),
+        "invalid value \"/b\" for backup_file (from command line --backup-file): expected no \
+         backup file unless key_location is host (keys generated on the card cannot be exported)"
+    );
+    let station = Station::new().env("KEYSTATION_BACKUP_FILE", "/b");
+    assert_eq!(
+        station.error(&["--key-location", "host"]),
+        "invalid value \"/b\" for backup_file (from environment variable KEYSTATION_BACKUP_FILE): \
+         expected a backup_passphrase_file as well (a backup is always encrypted)"
+    );
+    let table = station.show(&["--key-location", "host", "--backup-passphrase-file", "/p"]);
+    assert_entry(&table, "backup_file", "/b", "environment variable KEYSTATION_BACKUP_FILE");
+
+    let station = Station::new();
+    assert_eq!(
+        station.error(&["--pin-policy", "set", "--user-pin-file", "/u"]),
+        "invalid value \"set\" for pin_policy (from command line --pin-policy): expected pin_policy \
+         set to come with both user_pin_file and admin_pin_file"
+    );
+    let table =
+        station.show(&["--pin-policy", "set", "--user-pin-file", "/u", "--admin-pin-file", "/a"]);
+    assert_entry(&table, "pin_policy", "set", "command line --pin-policy");
+    // The PIN files are paths, not secrets: shown, and read only when a job needs them.
+    assert_entry(&table, "user_pin_file", "/u", "command line --user-pin-file");
+}
+
+#[test]
+fn secret_files_are_read_without_the_line_ending() {
+    let station = Station::new();
+    for (contents, expected) in [
+        (&b"123456\n"[..], &b"123456"[..]),
+        (b"12345678\r\n", b"12345678"),
+        (b"no newline", b"no newline"),
+        (b"two\n\n", b"two\n"),
+        (b"", b""),
+    ] {
+        let path = station.path().join("secret");
+        std::fs::write(&path, contents).unwrap();
+        let secret = config::read_secret_file(&path).unwrap();
+        assert_eq!(secret.expose(), expected);
+        assert!(!format!("{secret:?}").contains("123456"));
+    }
+    let missing = config::read_secret_file(&station.path().join("missing")).unwrap_err();
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+}
+
+#[test]
+fn jail_station_settings_are_typed() {
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(
+            "k.toml",
+            "grpc_package = \"worker\"\npoll_interval = \"250ms\"\nalgorithm = \"nistp384\"\n\
+             key_location = \"host\"\nbackup_file = \"b.bin\"\nbackup_passphrase_file = \"p\"\n\
+             touch_policy = \"on\"\npin_policy = \"keep\"\nreset = false\n",
+        )?;
+        let args = parse_args(&["--config", "k.toml"]);
+        let s = config::load(&args).expect("load").settings;
+        assert_eq!(s.grpc_package, config::GrpcPackage::Worker);
+        assert_eq!(s.poll_interval, std::time::Duration::from_millis(250));
+        assert_eq!(s.algorithm, config::Algorithm::Nistp384);
+        assert_eq!(s.key_location, config::KeyLocation::Host);
+        assert_eq!(s.backup_file.as_deref(), Some(Path::new("b.bin")));
+        assert_eq!(s.backup_passphrase_file.as_deref(), Some(Path::new("p")));
+        assert_eq!(s.touch_policy, config::TouchPolicy::On);
+        assert_eq!(s.pin_policy, config::PinPolicy::Keep);
+        assert!(!s.reset);
+
+        let d = config::Settings::default();
+        assert_eq!(d.pin_policy, config::PinPolicy::Random, "factory PINs are not left in place");
+        assert!(d.reset);
+        assert_eq!(d.poll_interval, std::time::Duration::from_secs(1));
+        Ok(())
+    });
 }
 
 #[test]

@@ -32,7 +32,11 @@ fn every_feature_and_dependency_is_documented() {
         }
     }
 
-    let mut manifests = vec![root.join("Cargo.toml"), root.join("fuzz/Cargo.toml")];
+    let mut manifests = vec![
+        root.join("Cargo.toml"),
+        root.join("fuzz/Cargo.toml"),
+        root.join("tests/peers/Cargo.toml"),
+    ];
     for entry in std::fs::read_dir(root.join("backends")).expect("backends/ exists") {
         manifests.push(entry.expect("readable backends/").path().join("Cargo.toml"));
     }

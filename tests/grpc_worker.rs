@@ -1,230 +1,37 @@
 //! The generated worker-protocol code against a real tonic server on `127.0.0.1:0`.
 //!
-//! One server hosts `WorkerService` under both protobuf packages (`defguard.worker.v1`
-//! and the older `worker`) over one tiny job queue that behaves as defguard core does:
-//! RegisterWorker answers ALREADY_EXISTS for a known id, GetJob answers NOT_FOUND when
-//! the queue is empty and otherwise the oldest job, which stays queued until SetJobDone,
-//! and every call needs the worker token in the `authorization` metadata. The generated
-//! clients drive it through both package names.
+//! The server is the test core in `support/defguard_core.rs`: `WorkerService` under both
+//! protobuf packages (`defguard.worker.v1` and the older `worker`) over one tiny job queue
+//! that behaves as defguard core does (ALREADY_EXISTS for a known id, NOT_FOUND for an
+//! empty queue, a job queued until SetJobDone, the token in `authorization`). The
+//! generated clients drive it through both package names.
 //!
 //! Every call is bounded by the client endpoint's connect and request timeouts.
 #![cfg(feature = "grpc")]
 
+#[path = "support/defguard_core.rs"]
+mod defguard_core;
+
 use std::{
-    collections::{BTreeSet, VecDeque},
-    convert::Infallible,
     error::Error,
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
-    task::{Context, Poll},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
+use defguard_core::{Core, Done, Job, TOKEN, start_core};
 use keystation::proto::{defguard_worker_v1 as v1, worker as legacy};
 use tonic::{
-    Code,
-    GrpcMethod,
-    Request,
-    Response,
-    Status,
-    body::Body,
-    // tonic's generated code reaches `http` and tower's `Service` through this module; the
-    // test does the same instead of depending on those crates directly.
-    codegen::{BoxFuture, Service, http},
+    Code, GrpcMethod, Request, Status,
     metadata::MetadataValue,
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint, Server, server::TcpIncoming},
+    transport::{Channel, Endpoint},
 };
 
 type TestResult = Result<(), Box<dyn Error>>;
 
-/// The token the test core accepts.
-const TOKEN: &str = "station-secret-token";
 /// Upper bound for connecting and for each call.
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-// ---------------------------------------------------------------------------------------
-// The test core: a job queue shared by both packages' services.
-// ---------------------------------------------------------------------------------------
-
-/// A provisioning job as the core queues it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Job {
-    id: u32,
-    first_name: String,
-    last_name: String,
-    email: String,
-}
-
-/// A SetJobDone report as the core received it, whichever package it came through.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Done {
-    worker: String,
-    job_id: u32,
-    success: bool,
-    public_key: String,
-    ssh_key: String,
-    serial: String,
-    error: String,
-}
-
-#[derive(Debug, Default)]
-struct CoreState {
-    workers: BTreeSet<String>,
-    jobs: VecDeque<Job>,
-    next_job_id: u32,
-    done: Vec<Done>,
-    /// The HTTP/2 `:path` of every request that reached the server, authorized or not.
-    paths: Vec<String>,
-}
-
-/// A stand-in for defguard core.
-#[derive(Clone, Debug, Default)]
-struct Core(Arc<Mutex<CoreState>>);
-
-impl Core {
-    fn state(&self) -> MutexGuard<'_, CoreState> {
-        // A panicking test thread cannot leave the plain data here half-updated.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queues a job for any worker and returns its id.
-    fn enqueue(&self, first_name: &str, last_name: &str, email: &str) -> u32 {
-        let mut state = self.state();
-        state.next_job_id += 1;
-        let id = state.next_job_id;
-        state.jobs.push_back(Job {
-            id,
-            first_name: first_name.into(),
-            last_name: last_name.into(),
-            email: email.into(),
-        });
-        id
-    }
-
-    fn register(&self, id: String) -> Result<(), Status> {
-        if self.state().workers.insert(id) {
-            Ok(())
-        } else {
-            Err(Status::already_exists("Worker already registered"))
-        }
-    }
-
-    /// The oldest job; it stays queued.
-    fn oldest_job(&self) -> Result<Job, Status> {
-        self.state().jobs.front().cloned().ok_or_else(|| Status::not_found("No more jobs"))
-    }
-
-    fn finish(&self, done: Done) {
-        let mut state = self.state();
-        state.jobs.retain(|job| job.id != done.job_id);
-        state.done.push(done);
-    }
-}
-
-/// Implements one package's generated `WorkerService` trait for [`Core`].
-macro_rules! worker_service {
-    ($package:ident) => {
-        #[tonic::async_trait]
-        impl $package::worker_service_server::WorkerService for Core {
-            async fn register_worker(
-                &self,
-                request: Request<$package::Worker>,
-            ) -> Result<Response<()>, Status> {
-                self.register(request.into_inner().id).map(Response::new)
-            }
-
-            async fn get_job(
-                &self,
-                _request: Request<$package::Worker>,
-            ) -> Result<Response<$package::GetJobResponse>, Status> {
-                let job = self.oldest_job()?;
-                Ok(Response::new($package::GetJobResponse {
-                    first_name: job.first_name,
-                    last_name: job.last_name,
-                    email: job.email,
-                    job_id: job.id,
-                }))
-            }
-
-            async fn set_job_done(
-                &self,
-                request: Request<$package::JobStatus>,
-            ) -> Result<Response<()>, Status> {
-                let status = request.into_inner();
-                self.finish(Done {
-                    worker: status.id,
-                    job_id: status.job_id,
-                    success: status.success,
-                    public_key: status.public_key,
-                    ssh_key: status.ssh_key,
-                    serial: status.yubikey_serial,
-                    error: status.error,
-                });
-                Ok(Response::new(()))
-            }
-        }
-    };
-}
-
-worker_service!(v1);
-worker_service!(legacy);
-
-/// Routes requests to either package's generated server, after checking the token (as
-/// defguard does with an interceptor in front of its services).
-///
-/// tonic's own multi-service router needs its `router` feature (axum); matching the
-/// service-name prefix here keeps that out of the build.
-#[derive(Clone)]
-struct Dispatch {
-    core: Core,
-    v1: v1::worker_service_server::WorkerServiceServer<Core>,
-    legacy: legacy::worker_service_server::WorkerServiceServer<Core>,
-}
-
-impl Service<http::Request<Body>> for Dispatch {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let path = request.uri().path().to_owned();
-        self.core.state().paths.push(path.clone());
-        let token = request.headers().get("authorization").and_then(|v| v.to_str().ok());
-        if token != Some(TOKEN) {
-            let status = Status::unauthenticated("missing or invalid worker token");
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
-        if service == v1::worker_service_server::SERVICE_NAME {
-            self.v1.call(request)
-        } else if service == legacy::worker_service_server::SERVICE_NAME {
-            self.legacy.call(request)
-        } else {
-            let status = Status::unimplemented(format!("no service {service}"));
-            Box::pin(async move { Ok(status.into_http()) })
-        }
-    }
-}
-
-/// Starts the server on an ephemeral port; it runs until the test's runtime shuts down.
-async fn start_core() -> Result<(Core, SocketAddr), Box<dyn Error>> {
-    let core = Core::default();
-    let dispatch = Dispatch {
-        core: core.clone(),
-        v1: v1::worker_service_server::WorkerServiceServer::new(core.clone()),
-        legacy: legacy::worker_service_server::WorkerServiceServer::new(core.clone()),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener);
-    tokio::spawn(Server::builder().serve_with_incoming(dispatch, incoming));
-    Ok((core, addr))
-}
 
 // ---------------------------------------------------------------------------------------
 // The station side: generated clients behind an interceptor.

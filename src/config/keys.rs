@@ -33,6 +33,17 @@ pub(crate) const SMARTCARD_RETRY_INTERVAL: &str = "smartcard_retry_interval";
 pub(crate) const GPG_DEBUG_LEVEL: &str = "gpg_debug_level";
 pub(crate) const READER: &str = "reader";
 pub(crate) const SHARE_MODE: &str = "share_mode";
+pub(crate) const GRPC_PACKAGE: &str = "grpc_package";
+pub(crate) const POLL_INTERVAL: &str = "poll_interval";
+pub(crate) const ALGORITHM: &str = "algorithm";
+pub(crate) const KEY_LOCATION: &str = "key_location";
+pub(crate) const BACKUP_FILE: &str = "backup_file";
+pub(crate) const BACKUP_PASSPHRASE_FILE: &str = "backup_passphrase_file";
+pub(crate) const PIN_POLICY: &str = "pin_policy";
+pub(crate) const USER_PIN_FILE: &str = "user_pin_file";
+pub(crate) const ADMIN_PIN_FILE: &str = "admin_pin_file";
+pub(crate) const TOUCH_POLICY: &str = "touch_policy";
+pub(crate) const RESET: &str = "reset";
 
 /// Every configuration key, in display order.
 pub(crate) const KEYS: &[KeySpec] = &[
@@ -60,7 +71,23 @@ pub(crate) const KEYS: &[KeySpec] = &[
     key(GPG_DEBUG_LEVEL, "--gpg-debug-level", &["KEYSTATION_GPG_DEBUG_LEVEL", "GPG_DEBUG_LEVEL"]),
     key(READER, "--reader", &["KEYSTATION_READER"]),
     key(SHARE_MODE, "--share-mode", &["KEYSTATION_SHARE_MODE"]),
+    key(GRPC_PACKAGE, "--grpc-package", &["KEYSTATION_GRPC_PACKAGE"]),
+    key(POLL_INTERVAL, "--poll-interval", &["KEYSTATION_POLL_INTERVAL"]),
+    key(ALGORITHM, "--algorithm", &["KEYSTATION_ALGORITHM"]),
+    key(KEY_LOCATION, "--key-location", &["KEYSTATION_KEY_LOCATION"]),
+    key(BACKUP_FILE, "--backup-file", &["KEYSTATION_BACKUP_FILE"]),
+    key(BACKUP_PASSPHRASE_FILE, "--backup-passphrase-file", &["KEYSTATION_BACKUP_PASSPHRASE_FILE"]),
+    key(PIN_POLICY, "--pin-policy", &["KEYSTATION_PIN_POLICY"]),
+    key(USER_PIN_FILE, "--user-pin-file", &["KEYSTATION_USER_PIN_FILE"]),
+    key(ADMIN_PIN_FILE, "--admin-pin-file", &["KEYSTATION_ADMIN_PIN_FILE"]),
+    key(TOUCH_POLICY, "--touch-policy", &["KEYSTATION_TOUCH_POLICY"]),
+    key(RESET, "--reset", &["KEYSTATION_RESET"]),
 ];
+
+/// Whether `key` holds a file path (for the "expected" text of its errors).
+pub(crate) fn is_path(key: &str) -> bool {
+    matches!(key, GRPC_CA | BACKUP_FILE | BACKUP_PASSPHRASE_FILE | USER_PIN_FILE | ADMIN_PIN_FILE)
+}
 
 /// The variable that names the config file (not a key itself: it selects a layer).
 pub(crate) const CONFIG_VAR: &str = "KEYSTATION_CONFIG";

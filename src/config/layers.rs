@@ -72,11 +72,12 @@ impl Provider for Layer {
     }
 }
 
-/// The built-in defaults. Keys without a default (`grpc_ca`, `token`, `reader`) are absent.
+/// The built-in defaults. Keys without a default (`grpc_ca`, `token`, `reader`, the
+/// `*_file` keys) are absent.
 pub(super) fn defaults() -> Layer {
     let d = Settings::default();
     let mut layer = Layer::new("default");
-    let values: [(&'static str, Value); 8] = [
+    let values: [(&'static str, Value); 15] = [
         (keys::ID, d.id.into()),
         (keys::LOG_LEVEL, d.log_level.as_str().into()),
         (keys::LOG_FORMAT, d.log_format.as_str().into()),
@@ -85,6 +86,13 @@ pub(super) fn defaults() -> Layer {
         (keys::SMARTCARD_RETRY_INTERVAL, d.smartcard_retry_interval.as_secs().into()),
         (keys::GPG_DEBUG_LEVEL, d.gpg_debug_level.as_str().into()),
         (keys::SHARE_MODE, d.share_mode.as_str().into()),
+        (keys::GRPC_PACKAGE, d.grpc_package.as_str().into()),
+        (keys::POLL_INTERVAL, super::value::format_duration(d.poll_interval).into()),
+        (keys::ALGORITHM, d.algorithm.as_str().into()),
+        (keys::KEY_LOCATION, d.key_location.as_str().into()),
+        (keys::PIN_POLICY, d.pin_policy.as_str().into()),
+        (keys::TOUCH_POLICY, d.touch_policy.as_str().into()),
+        (keys::RESET, d.reset.into()),
     ];
     for (key, value) in values {
         layer.set(key, value, Origin::Default);

@@ -10,8 +10,8 @@ use figment::value::{Num, Value};
 use super::keys::{self, KeySpec};
 use super::layers::Layer;
 use super::{
-    ConfigError, Entry, GpgDebugLevel, LogFormat, LogLevel, Origin, Settings, ShareMode,
-    ShownValue, Token,
+    Algorithm, ConfigError, Entry, GpgDebugLevel, GrpcPackage, KeyLocation, LogFormat, LogLevel,
+    Origin, PinPolicy, Settings, ShareMode, ShownValue, Token, TouchPolicy,
 };
 
 /// A value that does not fit its key: what was expected instead.
@@ -26,6 +26,15 @@ const EXPECTED_URL: Mismatch =
     "an http:// or https:// URL with a host, like http://127.0.0.1:50055";
 const EXPECTED_TOKEN: Mismatch = "a token without spaces or control characters";
 const EXPECTED_UNICODE: Mismatch = "valid UTF-8 text";
+const EXPECTED_DURATION: Mismatch =
+    "a duration greater than zero and at most 1h, like 500ms, 1s or 2m (a plain number is seconds)";
+const EXPECTED_BOOL: Mismatch = "true or false";
+const EXPECTED_BACKUP_LOCATION: Mismatch =
+    "no backup file unless key_location is host (keys generated on the card cannot be exported)";
+const EXPECTED_BACKUP_PASSPHRASE: Mismatch =
+    "a backup_passphrase_file as well (a backup is always encrypted)";
+const EXPECTED_PIN_FILES: Mismatch =
+    "pin_policy set to come with both user_pin_file and admin_pin_file";
 
 /// The merged layers, answering "which value won for this key, and from where".
 pub(super) struct Resolver<'a> {
@@ -91,7 +100,7 @@ impl<'a> Resolver<'a> {
         key: &'static str,
         parse: impl Fn(&str) -> T,
     ) -> Result<(Option<T>, Origin), ConfigError> {
-        let expected = if key == keys::GRPC_CA { EXPECTED_PATH } else { EXPECTED_TEXT };
+        let expected = if keys::is_path(key) { EXPECTED_PATH } else { EXPECTED_TEXT };
         let (value, origin) = self.get(spec(key), |value| match value {
             Value::String(_, s) if s.is_empty() => Ok(None),
             Value::String(_, s) => Ok(Some(parse(s))),
@@ -186,6 +195,92 @@ impl<'a> Resolver<'a> {
             choice(ShareMode::from_name, ShareMode::EXPECTED),
         )?;
         entry(keys::SHARE_MODE, text(share_mode.as_str()), origin);
+        let (grpc_package, origin) = self.required(
+            keys::GRPC_PACKAGE,
+            d.grpc_package,
+            choice(GrpcPackage::from_name, GrpcPackage::EXPECTED),
+        )?;
+        entry(keys::GRPC_PACKAGE, text(grpc_package.as_str()), origin);
+        let (poll_interval, origin) =
+            self.required(keys::POLL_INTERVAL, d.poll_interval, duration)?;
+        entry(keys::POLL_INTERVAL, text(&format_duration(poll_interval)), origin);
+
+        // The provisioning profile.
+        let (algorithm, origin) = self.required(
+            keys::ALGORITHM,
+            d.algorithm,
+            choice(Algorithm::from_name, Algorithm::EXPECTED),
+        )?;
+        entry(keys::ALGORITHM, text(algorithm.as_str()), origin);
+        let (key_location, location_origin) = self.required(
+            keys::KEY_LOCATION,
+            d.key_location,
+            choice(KeyLocation::from_name, KeyLocation::EXPECTED),
+        )?;
+        entry(keys::KEY_LOCATION, text(key_location.as_str()), location_origin);
+        let path_text =
+            |p: Option<&PathBuf>| optional_text(p.map(|p| p.to_string_lossy()).as_deref());
+        let (backup_file, backup_origin) =
+            self.optional(keys::BACKUP_FILE, |s: &str| PathBuf::from(s))?;
+        entry(keys::BACKUP_FILE, path_text(backup_file.as_ref()), backup_origin.clone());
+        let (backup_passphrase_file, origin) =
+            self.optional(keys::BACKUP_PASSPHRASE_FILE, |s: &str| PathBuf::from(s))?;
+        entry(keys::BACKUP_PASSPHRASE_FILE, path_text(backup_passphrase_file.as_ref()), origin);
+        let (pin_policy, pin_origin) = self.required(
+            keys::PIN_POLICY,
+            d.pin_policy,
+            choice(PinPolicy::from_name, PinPolicy::EXPECTED),
+        )?;
+        entry(keys::PIN_POLICY, text(pin_policy.as_str()), pin_origin.clone());
+        let (user_pin_file, origin) =
+            self.optional(keys::USER_PIN_FILE, |s: &str| PathBuf::from(s))?;
+        entry(keys::USER_PIN_FILE, path_text(user_pin_file.as_ref()), origin);
+        let (admin_pin_file, origin) =
+            self.optional(keys::ADMIN_PIN_FILE, |s: &str| PathBuf::from(s))?;
+        entry(keys::ADMIN_PIN_FILE, path_text(admin_pin_file.as_ref()), origin);
+        let (touch_policy, origin) = self.required(
+            keys::TOUCH_POLICY,
+            d.touch_policy,
+            choice(TouchPolicy::from_name, TouchPolicy::EXPECTED),
+        )?;
+        entry(keys::TOUCH_POLICY, text(touch_policy.as_str()), origin);
+        let (reset, origin) = self.required(keys::RESET, d.reset, boolean)?;
+        entry(keys::RESET, text(if reset { "true" } else { "false" }), origin);
+
+        // Keys that only make sense together.
+        let conflict = |key, value: String, origin: Origin, expected| ConfigError::InvalidValue {
+            key,
+            value: Some(value),
+            origin,
+            expected,
+        };
+        if let Some(path) = &backup_file {
+            let shown = format!("{:?}", path.to_string_lossy());
+            if key_location != KeyLocation::Host {
+                return Err(conflict(
+                    keys::BACKUP_FILE,
+                    shown,
+                    backup_origin,
+                    EXPECTED_BACKUP_LOCATION,
+                ));
+            }
+            if backup_passphrase_file.is_none() {
+                return Err(conflict(
+                    keys::BACKUP_FILE,
+                    shown,
+                    backup_origin,
+                    EXPECTED_BACKUP_PASSPHRASE,
+                ));
+            }
+        }
+        if pin_policy == PinPolicy::Set && (user_pin_file.is_none() || admin_pin_file.is_none()) {
+            return Err(conflict(
+                keys::PIN_POLICY,
+                format!("{:?}", pin_policy.as_str()),
+                pin_origin,
+                EXPECTED_PIN_FILES,
+            ));
+        }
 
         let settings = Settings {
             id,
@@ -199,6 +294,17 @@ impl<'a> Resolver<'a> {
             gpg_debug_level,
             reader,
             share_mode,
+            grpc_package,
+            poll_interval,
+            algorithm,
+            key_location,
+            backup_file,
+            backup_passphrase_file,
+            pin_policy,
+            user_pin_file,
+            admin_pin_file,
+            touch_policy,
+            reset,
         };
         Ok((settings, entries))
     }
@@ -242,6 +348,57 @@ fn unsigned(value: &Value) -> Result<u64, Mismatch> {
             }
         }
         _ => Err(EXPECTED_UNSIGNED),
+    }
+}
+
+/// The longest poll interval accepted: a station that polls less often than this is, for
+/// defguard, simply gone.
+const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// A duration: a number with a unit (`ms`, `s`, `m`), or a plain number of seconds (string
+/// or TOML integer). Greater than zero, at most [`MAX_DURATION`], whole milliseconds.
+pub(super) fn duration(value: &Value) -> Result<Duration, Mismatch> {
+    let parsed = match value {
+        Value::String(_, s) => parse_duration(s),
+        Value::Num(..) => unsigned(value).ok().map(Duration::from_secs),
+        _ => None,
+    };
+    parsed.filter(|d| !d.is_zero() && *d <= MAX_DURATION).ok_or(EXPECTED_DURATION)
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    if number.is_empty() || number.len() > 10 {
+        return None;
+    }
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit {
+        "ms" => n,
+        "" | "s" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(60_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(millis))
+}
+
+/// A duration as `config show` prints it: whole seconds as `2s`, anything else in `ms`.
+pub(super) fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis.is_multiple_of(1000) { format!("{}s", millis / 1000) } else { format!("{millis}ms") }
+}
+
+/// A boolean: TOML `true`/`false`, or (environment, command line) `true`/`false`,
+/// `yes`/`no`, `on`/`off`, `1`/`0`, ignoring ASCII case.
+fn boolean(value: &Value) -> Result<bool, Mismatch> {
+    match value {
+        Value::Bool(_, b) => Ok(*b),
+        Value::String(_, s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(true),
+            "false" | "no" | "off" | "0" => Ok(false),
+            _ => Err(EXPECTED_BOOL),
+        },
+        _ => Err(EXPECTED_BOOL),
     }
 }
 
@@ -367,6 +524,38 @@ mod tests {
         assert_eq!(unsigned(&Value::from(1.5f64)), Err(EXPECTED_UNSIGNED));
         assert_eq!(unsigned(&Value::from(true)), Err(EXPECTED_UNSIGNED));
         assert_eq!(unsigned(&Value::from("99999999999999999999")), Err(EXPECTED_U64));
+    }
+
+    #[test]
+    fn durations() {
+        let ms = Duration::from_millis;
+        assert_eq!(duration(&Value::from("500ms")), Ok(ms(500)));
+        assert_eq!(duration(&Value::from("1s")), Ok(ms(1000)));
+        assert_eq!(duration(&Value::from("2")), Ok(ms(2000)));
+        assert_eq!(duration(&Value::from("2m")), Ok(ms(120_000)));
+        assert_eq!(duration(&Value::from(3u8)), Ok(ms(3000)));
+        assert_eq!(duration(&Value::from("60m")), Ok(ms(3_600_000)));
+        for bad in ["0", "0ms", "", "ms", "1.5s", "-1s", "1 s", "1h", "61m", "99999999999s"] {
+            assert_eq!(duration(&Value::from(bad)), Err(EXPECTED_DURATION), "{bad}");
+        }
+        assert_eq!(duration(&Value::from(-1i64)), Err(EXPECTED_DURATION));
+        assert_eq!(duration(&Value::from(true)), Err(EXPECTED_DURATION));
+        assert_eq!(format_duration(ms(500)), "500ms");
+        assert_eq!(format_duration(ms(1000)), "1s");
+        assert_eq!(format_duration(ms(1500)), "1500ms");
+    }
+
+    #[test]
+    fn booleans() {
+        for yes in ["true", "TRUE", "yes", "on", "1"] {
+            assert_eq!(boolean(&Value::from(yes)), Ok(true), "{yes}");
+        }
+        for no in ["false", "No", "off", "0"] {
+            assert_eq!(boolean(&Value::from(no)), Ok(false), "{no}");
+        }
+        assert_eq!(boolean(&Value::from(false)), Ok(false));
+        assert_eq!(boolean(&Value::from("maybe")), Err(EXPECTED_BOOL));
+        assert_eq!(boolean(&Value::from(1u8)), Err(EXPECTED_BOOL));
     }
 
     #[test]

@@ -1,0 +1,5 @@
+//! Nitrokey's piv-authenticator (PIV) in pcscd's vpcd reader; see README.md.
+
+fn main() -> std::process::ExitCode {
+    keystation_test_peers::cli::main(keystation_test_peers::cli::Peer::Piv)
+}
