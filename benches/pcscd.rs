@@ -10,6 +10,7 @@
 //! ```
 //!
 //! Without it the bench stops at once with that hint.
+#![allow(clippy::print_stderr)]
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -77,9 +78,16 @@ fn connect() -> (Bridge, PcscCard) {
     (bridge, card)
 }
 
-fn through_pcscd(c: &mut Criterion) {
+/// One bridge and one PC/SC connection for every measurement (pcscd needs a moment to
+/// see a card come and go).
+fn pcscd(c: &mut Criterion) {
     let (_bridge, mut card) = connect();
-    let mut channel = Channel::new(&mut card);
+    apdus_and_signatures(c, &mut card);
+    provisioning(c, &mut card);
+}
+
+fn apdus_and_signatures(c: &mut Criterion, card: &mut PcscCard) {
+    let mut channel = Channel::new(card);
     ok(&mut channel, &Command::new(0, 0xA4, 4, 0).with_data(OPENPGP_AID));
     let get_ard = Command::new(0, 0xCA, 0, 0x6E).with_le(Le::Max);
     c.bench_function("pcscd/get_data_6e", |b| b.iter(|| channel.transmit(black_box(&get_ard))));
@@ -96,5 +104,27 @@ fn through_pcscd(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, through_pcscd);
+/// Whole provisionings through pcscd, per ECC profile (RSA's on-card generation is the
+/// same as in-process; see `benches/provision.rs`).
+fn provisioning(c: &mut Criterion, card: &mut PcscCard) {
+    use keystation::provision::{AlgorithmChoice, Holder, PinPlan, Profile, provision};
+    let holder = Holder::new("Ada", "Lovelace", "ada@example.com").expect("valid holder");
+    let mut rng = keystation_keygen::SeededRandom::from_u64(2);
+    let mut group = c.benchmark_group("pcscd/provision");
+    group.sample_size(20);
+    for (name, algorithm) in
+        [("curve25519", AlgorithmChoice::Curve25519), ("nistp256", AlgorithmChoice::NistP256)]
+    {
+        let profile = Profile { algorithm, pins: PinPlan::Random, ..Profile::default() };
+        let done =
+            provision(card, &holder, &profile, 1_795_392_000, &mut rng).expect("provisioning");
+        eprintln!("pcscd/provision/{name}: {} APDUs", done.apdus);
+        group.bench_function(name, |b| {
+            b.iter(|| provision(card, &holder, &profile, 1_795_392_000, &mut rng))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pcscd);
 criterion_main!(benches);
