@@ -176,6 +176,31 @@ pub fn openpgp_data(data: &[u8]) {
     }
 }
 
+/// OpenPGP packets and ASCII armor as `keystation-openpgp-cert` reads them: every packet
+/// found lies inside the input; armoring the input and reading it back gives the input
+/// (whatever the bytes); text that dearmors re-armors to text that dearmors the same.
+pub fn openpgp_packets(data: &[u8]) {
+    use keystation_openpgp_cert::{ArmorKind, armor, dearmor, parse_packets};
+    if let Ok(packets) = parse_packets(data) {
+        let total: usize = packets.iter().map(|p| p.body.len()).sum();
+        assert!(total <= data.len(), "packet bodies longer than the input");
+    }
+    let armored = armor(ArmorKind::PublicKey, data);
+    match dearmor(&armored) {
+        Ok((kind, bytes)) => {
+            assert_eq!(kind, ArmorKind::PublicKey);
+            assert_eq!(bytes, data, "armor round trip");
+        }
+        Err(error) => panic!("our own armor does not read back: {error}"),
+    }
+    if let Ok(text) = core::str::from_utf8(data)
+        && let Ok((kind, bytes)) = dearmor(text)
+    {
+        let again = dearmor(&armor(kind, &bytes)).expect("re-armored text reads back");
+        assert_eq!(again, (kind, bytes));
+    }
+}
+
 /// The software YubiKey 5 under an arbitrary session; see [`session`].
 pub fn softcard_session(data: &[u8]) {
     session::run(data);

@@ -34,6 +34,11 @@ fn ber_tlv_seeds() {
 }
 
 #[test]
+fn openpgp_packets_seeds() {
+    replay("openpgp_packets", keystation_fuzz::openpgp_packets);
+}
+
+#[test]
 fn openpgp_data_seeds() {
     replay("openpgp_data", keystation_fuzz::openpgp_data);
 }
