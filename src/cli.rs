@@ -267,7 +267,13 @@ impl ProvisionArgs {
         let (first, last) = match (&self.name, &self.first_name, &self.last_name) {
             (Some(name), _, _) => match name.trim().rsplit_once(char::is_whitespace) {
                 Some((first, last)) => (first.trim().to_owned(), last.to_owned()),
-                None => (String::new(), name.clone()),
+                None => {
+                    return Err(crate::provision::InvalidHolder {
+                        field: "--name",
+                        reason: "give a first and a last name, e.g. --name \"Ada Lovelace\" \
+                                 (or --first-name and --last-name)",
+                    });
+                }
             },
             (None, first, last) => {
                 (first.clone().unwrap_or_default(), last.clone().unwrap_or_default())
@@ -332,6 +338,10 @@ pub struct SimulateArgs {
     /// that changes them. It holds test keys and PINs in the clear: rehearsal only
     #[arg(long, value_name = "FILE")]
     pub state: Option<std::path::PathBuf>,
+    /// For tests: remove the card (close the vpcd connection) after N command APDUs,
+    /// then insert it again a second later, power-cycled. Happens once
+    #[arg(long, value_name = "N")]
+    pub remove_after: Option<u64>,
 }
 
 /// `keystation config …`
@@ -411,6 +421,7 @@ pub fn execute(
                 version: args.version,
                 seed: args.seed,
                 state: args.state.clone(),
+                remove_after: args.remove_after,
             })?;
         }
         #[cfg(feature = "grpc")]

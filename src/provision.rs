@@ -314,6 +314,14 @@ pub enum ProvisionError {
     /// The card cannot hold the profile's algorithms.
     #[error("the card does not support {0}")]
     Unsupported(String),
+    /// A PIN the profile sets is too short for the card (OpenPGP card 3.4.1 §4.3.1).
+    #[error("the new {which} must have at least {min} characters")]
+    PinTooShort {
+        /// Which PIN.
+        which: &'static str,
+        /// The shortest allowed.
+        min: usize,
+    },
     /// The certificate could not be made (a card signature failed or came back unusable).
     #[error("make the OpenPGP certificate: {0}")]
     Certificate(#[from] keystation_openpgp_cert::CertError),
@@ -355,12 +363,25 @@ pub fn provision(
     now: u32,
     rng: &mut dyn RandomSource,
 ) -> Result<Provisioned, ProvisionError> {
+    // Everything that can be refused is refused before the card changes.
+    if profile.backup_passphrase.is_some() && profile.key_origin != KeyOrigin::Host {
+        return Err(ProvisionError::Unsupported(
+            "a backup of keys generated on the card (they cannot leave it)".to_owned(),
+        ));
+    }
+    if let PinPlan::Set { user, admin } = &profile.pins {
+        check_pin_length("user PIN", user, MIN_USER_PIN)?;
+        check_pin_length("admin PIN", admin, MIN_ADMIN_PIN)?;
+    }
     let mut pgp = OpenPgpCard::select_activating(card).step("select the OpenPGP application")?;
     tracing::info!(
         serial = %pgp.application_related_data().aid.serial_string(),
         manufacturer = pgp.manufacturer_name().unwrap_or("unknown"),
         "OpenPGP application selected"
     );
+    // The card's capabilities (algorithm information, extended capabilities) survive a
+    // reset, so the choice is made, and refused, before it.
+    let algorithms = choose_algorithms(&pgp, profile.algorithm)?;
     let (user_pin, admin_pin) = if profile.reset {
         pgp.factory_reset().step("factory reset")?;
         tracing::info!("OpenPGP application reset to factory state");
@@ -376,12 +397,6 @@ pub fn provision(
     };
     pgp.verify(PinRef::Pw3, &admin_pin).step("verify the admin PIN")?;
 
-    let algorithms = choose_algorithms(&pgp, profile.algorithm)?;
-    if profile.backup_passphrase.is_some() && profile.key_origin != KeyOrigin::Host {
-        return Err(ProvisionError::Unsupported(
-            "a backup of keys generated on the card (they cannot leave it)".to_owned(),
-        ));
-    }
     let mut keygen = match profile.key_origin {
         KeyOrigin::Host => Some(HostKeys::new(profile.backup_passphrase.is_some())),
         KeyOrigin::Card => None,
@@ -502,6 +517,21 @@ fn choose_algorithms(
         return Err(ProvisionError::Unsupported(names.join(" / ")));
     }
     Ok(suite)
+}
+
+/// Shortest user PIN (PW1) and admin PIN (PW3) OpenPGP cards accept (§4.3.1).
+const MIN_USER_PIN: usize = 6;
+const MIN_ADMIN_PIN: usize = 8;
+
+fn check_pin_length(
+    which: &'static str,
+    pin: &SecretBytes,
+    min: usize,
+) -> Result<(), ProvisionError> {
+    if pin.len() < min {
+        return Err(ProvisionError::PinTooShort { which, min });
+    }
+    Ok(())
 }
 
 /// `len` random decimal digits, without modulo bias.

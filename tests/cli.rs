@@ -150,3 +150,73 @@ fn simulate_refuses_a_corrupt_state_file() {
     assert!(stderr.contains("card.state") && stderr.contains("magic"), "{stderr}");
     assert_eq!(std::fs::read(dir.path().join("card.state")).expect("read"), b"garbage");
 }
+
+/// `keystation provision` on the built-in software card: the result names the card, the
+/// three fingerprints, new random PINs, the SSH key and the certificate; the log on stderr
+/// never shows the PINs.
+#[cfg(all(feature = "openpgp", feature = "softcard"))]
+#[test]
+fn provision_prints_the_result_and_keeps_pins_out_of_the_log() {
+    let output = keystation(&[
+        "provision",
+        "--card",
+        "software",
+        "--name",
+        "Ada Lovelace",
+        "--email",
+        "ada@example.com",
+        "--log-level",
+        "trace",
+    ]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout
+            .starts_with("Provisioned OpenPGP card 10000001 (Yubico): ed25519 / cv25519 / ed25519"),
+        "{stdout}"
+    );
+    for label in ["Signature key:", "Encryption key:", "Authentication key:"] {
+        let line = stdout.lines().find(|l| l.starts_with(label)).expect(label);
+        let hex = line.rsplit(' ').next().unwrap();
+        assert!(hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()), "{line}");
+    }
+    let pin = |label: &str| -> String {
+        let line = stdout.lines().find(|l| l.starts_with(label)).expect(label);
+        line.rsplit(' ').next().unwrap().to_owned()
+    };
+    let (user, admin) = (pin("User PIN:"), pin("Admin PIN:"));
+    assert_eq!((user.len(), admin.len()), (6, 8));
+    assert!(
+        !stderr.contains(&user) && !stderr.contains(&admin),
+        "a PIN reached the log:\n{stderr}"
+    );
+    assert!(stderr.contains("redacted"), "the trace shows APDUs, redacted:\n{stderr}");
+    assert!(stdout.contains("\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("-----END PGP PUBLIC KEY BLOCK-----"), "{stdout}");
+}
+
+#[cfg(feature = "openpgp")]
+#[test]
+fn provision_refuses_bad_holders_with_a_clear_message() {
+    for (args, message) in [
+        (&["--name", "Ada"][..], "invalid --name: give a first and a last name"),
+        (
+            &["--name", "Ada Lovelace", "--email", "ada.example.com"][..],
+            "invalid email: it has no '@'",
+        ),
+        (
+            &["--first-name", "Ada", "--last-name", "<Lovelace>"][..],
+            "invalid last name: it contains '<' or '>'",
+        ),
+    ] {
+        let mut all = vec!["provision", "--card", "software"];
+        all.extend_from_slice(args);
+        if !args.contains(&"--email") {
+            all.extend_from_slice(&["--email", "ada@example.com"]);
+        }
+        let output = keystation(&all);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}

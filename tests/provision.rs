@@ -200,3 +200,29 @@ fn host_keys_come_with_a_passphrase_protected_backup_and_card_keys_cannot() {
     let error = provision(&mut fresh, &holder(), &on_card, NOW, &mut Counter(8)).unwrap_err();
     assert!(error.to_string().contains("cannot leave"), "{error}");
 }
+
+#[test]
+fn refusals_come_before_the_card_changes() {
+    let mut card = card();
+    // Put a key and a PIN on the card that a reset would remove.
+    let first = provision(
+        &mut card,
+        &holder(),
+        &Profile { pins: PinPlan::Keep, ..Profile::default() },
+        NOW,
+        &mut Counter(9),
+    )
+    .unwrap();
+    let short = Profile {
+        pins: PinPlan::Set {
+            user: SecretBytes::copy_from(b"123"),
+            admin: SecretBytes::copy_from(b"12345678"),
+        },
+        ..Profile::default()
+    };
+    let error = provision(&mut card, &holder(), &short, NOW, &mut Counter(10)).unwrap_err();
+    assert_eq!(error.to_string(), "the new user PIN must have at least 6 characters");
+    // The card was not reset: the first provisioning's fingerprints are still there.
+    let pgp = OpenPgpCard::select(&mut card).unwrap();
+    assert_eq!(pgp.application_related_data().fingerprints[0], Some(first.fingerprints[0]));
+}
