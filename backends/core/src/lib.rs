@@ -16,6 +16,7 @@
 //! Every fallible function returns this crate's single [`Error`] enum.
 
 pub mod apdu;
+pub mod base64;
 mod card;
 mod channel;
 mod error;

@@ -3,8 +3,6 @@
 
 use crate::CertError;
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// What an armored block holds (the word in its `-----BEGIN PGP …-----` line), §6.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArmorKind {
@@ -46,55 +44,9 @@ pub fn crc24(data: &[u8]) -> u32 {
     crc & 0x00FF_FFFF
 }
 
-/// Standard base64 with padding.
-pub(crate) fn base64_encode(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn base64_value(c: u8) -> Option<u32> {
-    ALPHABET.iter().position(|&a| a == c).map(|v| v as u32)
-}
-
-/// Decodes base64, ignoring ASCII whitespace; `None` if it is not valid base64.
-pub(crate) fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    let symbols: Vec<u8> = input.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if !symbols.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(symbols.len() / 4 * 3);
-    let quads = symbols.len() / 4;
-    for (index, quad) in symbols.chunks(4).enumerate() {
-        let last = index + 1 == quads;
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &quad[..4 - pad] {
-            n = (n << 6) | base64_value(c)?;
-        }
-        n <<= 6 * pad as u32;
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..3 - pad]);
-    }
-    Some(out)
-}
-
 /// Armors `data` as `kind`, with the CRC-24 line, lines ending in `\n`.
 pub fn armor(kind: ArmorKind, data: &[u8]) -> String {
-    let body = base64_encode(data);
+    let body = keystation_core::base64::encode(data);
     let mut out = String::with_capacity(body.len() + body.len() / 64 + 80);
     out.push_str("-----BEGIN ");
     out.push_str(kind.label());
@@ -105,7 +57,7 @@ pub fn armor(kind: ArmorKind, data: &[u8]) -> String {
         out.push('\n');
     }
     out.push('=');
-    out.push_str(&base64_encode(&crc24(data).to_be_bytes()[1..]));
+    out.push_str(&keystation_core::base64::encode(&crc24(data).to_be_bytes()[1..]));
     out.push_str("\n-----END ");
     out.push_str(kind.label());
     out.push_str("-----\n");
@@ -157,9 +109,11 @@ pub fn dearmor(text: &str) -> Result<(ArmorKind, Vec<u8>), CertError> {
             body.push_str(line);
         }
     }
-    let data = base64_decode(&body).ok_or(bad("invalid base64"))?;
+    let data = keystation_core::base64::decode(&body).ok_or(bad("invalid base64"))?;
     if let Some(crc) = checksum {
-        let crc = base64_decode(crc).filter(|c| c.len() == 3).ok_or(bad("invalid checksum"))?;
+        let crc = keystation_core::base64::decode(crc)
+            .filter(|c| c.len() == 3)
+            .ok_or(bad("invalid checksum"))?;
         let expected = (u32::from(crc[0]) << 16) | (u32::from(crc[1]) << 8) | u32::from(crc[2]);
         if expected != crc24(&data) {
             return Err(bad("CRC-24 mismatch"));
@@ -177,25 +131,6 @@ mod tests {
         // The CRC-24/OPENPGP catalogue check value: CRC of ASCII "123456789".
         assert_eq!(crc24(b"123456789"), 0x21CF02);
         assert_eq!(crc24(b""), 0xB704CE);
-    }
-
-    #[test]
-    fn base64_round_trips_rfc4648_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_encode(plain.as_bytes()), encoded);
-            assert_eq!(base64_decode(encoded).as_deref(), Some(plain.as_bytes()));
-        }
-        for bad in ["Zg=", "Z===", "Zg==Zg==", "Zm9*", "Zm9v\u{e9}"] {
-            assert_eq!(base64_decode(bad), None, "{bad}");
-        }
     }
 
     #[test]
