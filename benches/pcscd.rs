@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Without it the bench stops at once with that hint.
-#![allow(clippy::print_stderr)]
+#![allow(clippy::print_stderr, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::sync::Arc;

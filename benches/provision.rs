@@ -6,7 +6,7 @@
 //! `cargo bench --bench provision`. The reference implementation spends about 2.1 s of
 //! host time per job (gpg key generation, ykman start-up); the goal for the ECC profile
 //! is at least 50 times less, under 42 ms, APDUs included.
-#![allow(clippy::print_stderr)]
+#![allow(clippy::print_stderr, clippy::expect_used)]
 
 use std::hint::black_box;
 

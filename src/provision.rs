@@ -46,6 +46,9 @@ pub const FACTORY_ADMIN_PIN: &[u8] = b"12345678";
 const SLOTS: [OpenPgpKeySlot; 3] =
     [OpenPgpKeySlot::Signature, OpenPgpKeySlot::Decryption, OpenPgpKeySlot::Authentication];
 
+/// The first step, named in its error.
+pub(crate) const STEP_SELECT: &str = "select the OpenPGP application";
+
 /// Yubico's manufacturer ID in the OpenPGP AID.
 const YUBICO: u16 = 0x0006;
 
@@ -373,7 +376,7 @@ pub fn provision(
         check_pin_length("user PIN", user, MIN_USER_PIN)?;
         check_pin_length("admin PIN", admin, MIN_ADMIN_PIN)?;
     }
-    let mut pgp = OpenPgpCard::select_activating(card).step("select the OpenPGP application")?;
+    let mut pgp = OpenPgpCard::select_activating(card).step(STEP_SELECT)?;
     tracing::info!(
         serial = %pgp.application_related_data().aid.serial_string(),
         manufacturer = pgp.manufacturer_name().unwrap_or("unknown"),

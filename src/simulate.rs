@@ -29,6 +29,11 @@
 //! the card's private keys, PINs, PUK and management key in the clear: it is for
 //! rehearsal cards with test keys only.**
 //!
+//! **Fault injection** (`--remove-after N`, for tests). After answering the N-th command
+//! APDU the bridge closes its vpcd connection — to pcscd the card was pulled out of the
+//! reader mid-session — waits [`REINSERT_DELAY`] and connects again: the card is back,
+//! power-cycled, with its persistent state. This happens once per run.
+//!
 //! Logging: connection events at `info` (first failure to connect at `warn`, retries at
 //! `debug`), control bytes at `debug`; at `trace` each APDU's header, length and status
 //! word, never its data (it can hold PINs and keys).
@@ -53,6 +58,9 @@ const POLL: Duration = Duration::from_millis(200);
 /// First and longest wait between connection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long a card "removed" by `--remove-after` stays out of the reader: long enough
+/// for pcscd, which polls vpcd every 400 ms, to see the reader empty.
+pub const REINSERT_DELAY: Duration = Duration::from_secs(1);
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -71,11 +79,21 @@ pub struct Options {
     /// The state file, loaded at start and rewritten when the card's persistent state
     /// changes (see the module documentation). Holds test keys and PINs in the clear.
     pub state: Option<PathBuf>,
+    /// Fault injection for tests: remove the card (close the vpcd connection) after this
+    /// many command APDUs, then insert it again (see the module documentation). Once.
+    pub remove_after: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { vpcd: DEFAULT_VPCD.to_owned(), serial: None, version: None, seed: None, state: None }
+        Self {
+            vpcd: DEFAULT_VPCD.to_owned(),
+            serial: None,
+            version: None,
+            seed: None,
+            state: None,
+            remove_after: None,
+        }
     }
 }
 
@@ -219,7 +237,8 @@ pub fn run(options: &Options) -> Result<(), Error> {
         vpcd = %options.vpcd,
         "software YubiKey 5 ready; inserting it into vpcd (stop with Ctrl-C or SIGTERM)"
     );
-    serve_until(&options.vpcd, &mut card, state.as_mut(), &stop);
+    let mut faults = Faults { remove_after: options.remove_after, apdus: 0 };
+    serve_with_faults(&options.vpcd, &mut card, state.as_mut(), &stop, &mut faults);
     if let Some(state) = &mut state {
         state.save(&card)?;
     }
@@ -233,8 +252,40 @@ pub fn run(options: &Options) -> Result<(), Error> {
 pub fn serve_until(
     address: &str,
     card: &mut SoftCard,
+    state: Option<&mut StateFile>,
+    stop: &AtomicBool,
+) {
+    serve_with_faults(address, card, state, stop, &mut Faults::default());
+}
+
+/// The faults to inject (`--remove-after`) and what has happened so far.
+#[derive(Debug, Default)]
+struct Faults {
+    /// Remove the card after this many command APDUs; `None` once it has happened.
+    remove_after: Option<u64>,
+    /// Command APDUs answered so far, over all connections.
+    apdus: u64,
+}
+
+impl Faults {
+    /// Counts one answered command APDU; true when the card is to be removed now.
+    fn removal_due(&mut self) -> bool {
+        self.apdus += 1;
+        if self.remove_after.is_some_and(|n| self.apdus >= n) {
+            self.remove_after = None;
+            return true;
+        }
+        false
+    }
+}
+
+/// [`serve_until`] with fault injection.
+fn serve_with_faults(
+    address: &str,
+    card: &mut SoftCard,
     mut state: Option<&mut StateFile>,
     stop: &AtomicBool,
+    faults: &mut Faults,
 ) {
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u32;
@@ -248,7 +299,7 @@ pub fn serve_until(
                 backoff = BACKOFF_MIN;
                 tracing::info!(vpcd = address, "card inserted (connected to vpcd)");
                 card.power_cycle();
-                let end = serve(&mut stream, card, state.as_deref_mut(), stop);
+                let end = serve(&mut stream, card, state.as_deref_mut(), stop, faults);
                 let _ = stream.shutdown(Shutdown::Both);
                 match end {
                     Ok(End::Stopped) => {
@@ -257,6 +308,15 @@ pub fn serve_until(
                     }
                     Ok(End::Closed) => {
                         tracing::info!(vpcd = address, "vpcd closed the connection; reconnecting");
+                    }
+                    Ok(End::Removed) => {
+                        tracing::warn!(
+                            vpcd = address,
+                            apdus = faults.apdus,
+                            "card removed (--remove-after fault injection); inserting it again in {REINSERT_DELAY:?}"
+                        );
+                        sleep_unless_stopped(REINSERT_DELAY, stop);
+                        continue;
                     }
                     Err(error) => {
                         tracing::warn!(vpcd = address, %error, "connection to vpcd failed; reconnecting");
@@ -310,6 +370,8 @@ enum End {
     Stopped,
     /// vpcd closed the connection.
     Closed,
+    /// The bridge closed it: `--remove-after` pulled the card.
+    Removed,
 }
 
 /// Serves vpcd's frames on one connection.
@@ -318,6 +380,7 @@ fn serve(
     card: &mut SoftCard,
     mut state: Option<&mut StateFile>,
     stop: &AtomicBool,
+    faults: &mut Faults,
 ) -> io::Result<End> {
     let mut buffer: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
@@ -334,6 +397,9 @@ fn serve(
                 && let Some(state) = state.as_deref_mut()
             {
                 state.save_or_log(card);
+            }
+            if payload.len() > 1 && faults.removal_due() {
+                return Ok(End::Removed);
             }
             continue;
         }
@@ -502,6 +568,7 @@ mod tests {
                     version: Some(Version(5, 4, 3)),
                     seed: Some(1),
                     state: None,
+                    remove_after: None,
                 });
                 serve_until(&address, &mut card, None, &stop);
             })
@@ -533,6 +600,55 @@ mod tests {
         let (_third, _) = listener.accept().unwrap();
         stop.store(true, Ordering::Relaxed);
         bridge.join().unwrap();
+    }
+
+    /// `--remove-after 2`: the bridge answers two APDUs, closes the connection (the
+    /// card is pulled), connects again after [`REINSERT_DELAY`] and then keeps serving.
+    #[test]
+    fn remove_after_pulls_the_card_once_and_reinserts_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let bridge = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut card = card(&Options { seed: Some(2), ..Options::default() });
+                let mut faults = Faults { remove_after: Some(2), apdus: 0 };
+                serve_with_faults(&address, &mut card, None, &stop, &mut faults);
+            })
+        };
+        let exchange = |stream: &mut TcpStream, payload: &[u8]| -> Vec<u8> {
+            write_frame(stream, payload).unwrap();
+            let mut header = [0u8; 2];
+            stream.read_exact(&mut header).unwrap();
+            let mut answer = vec![0u8; usize::from(u16::from_be_bytes(header))];
+            stream.read_exact(&mut answer).unwrap();
+            answer
+        };
+        let version = [0x00, 0xFD, 0x00, 0x00];
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write_frame(&mut stream, &[0x01]).unwrap();
+        assert_ok(&exchange(&mut stream, &SELECT_PIV));
+        assert_eq!(exchange(&mut stream, &version), [5, 4, 3, 0x90, 0x00]);
+        // The card is gone: the bridge closed the connection after the second APDU.
+        let mut rest = Vec::new();
+        assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0, "{rest:02X?}");
+        let pulled = std::time::Instant::now();
+        let (mut again, _) = listener.accept().unwrap();
+        assert!(pulled.elapsed() >= REINSERT_DELAY / 2, "reinserted too soon");
+        again.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Power-cycled (no application selected), and only once: it keeps serving.
+        assert_eq!(exchange(&mut again, &version), [0x6D, 0x00]);
+        for _ in 0..4 {
+            assert_ok(&exchange(&mut again, &SELECT_PIV));
+        }
+        stop.store(true, Ordering::Relaxed);
+        bridge.join().unwrap();
+    }
+
+    fn assert_ok(response: &[u8]) {
+        assert_eq!(&response[response.len() - 2..], &[0x90, 0x00], "{response:02X?}");
     }
 
     fn process_ok(card: &mut SoftCard, apdu: &[u8]) -> Vec<u8> {

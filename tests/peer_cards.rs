@@ -8,7 +8,7 @@
 //! scripts/with-pcscd cargo test --features test-vpcd --test peer_cards
 //! ```
 //!
-//! Without `KEYSTATION_OPCARD_VPCD` / `KEYSTATION_PIV_VPCD` (the adapter binaries) or
+//! Without `KEYSTATION_TEST_OPCARD_VPCD` / `KEYSTATION_TEST_PIV_VPCD` (the adapter binaries) or
 //! `KEYSTATION_TEST_VPCD_PORT` (set by `scripts/with-pcscd`) the tests fail and say so.
 //! The tests share the one vpcd reader and run one at a time (a static mutex).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -172,7 +172,7 @@ fn get_data(tag: u16) -> Command {
 
 #[test]
 fn opcard_application_related_data_through_channel() {
-    let opcard = Peer::start("KEYSTATION_OPCARD_VPCD", "opcard-vpcd", &[]);
+    let opcard = Peer::start("KEYSTATION_TEST_OPCARD_VPCD", "opcard-vpcd", &[]);
     let mut card = opcard.connect();
     let atr = card.atr().expect("the card has an ATR").to_vec();
 
@@ -235,7 +235,7 @@ fn piv_get_data(tag: [u8; 3]) -> Command {
 
 #[test]
 fn piv_authenticator_select_and_chuid_through_channel() {
-    let piv = Peer::start("KEYSTATION_PIV_VPCD", "piv-vpcd", &[]);
+    let piv = Peer::start("KEYSTATION_TEST_PIV_VPCD", "piv-vpcd", &[]);
     let mut card = piv.connect();
     let mut transaction = Transaction::begin(&mut card).expect("begin transaction");
     let mut channel = Channel::new(transaction.card());
@@ -261,7 +261,7 @@ fn piv_authenticator_select_and_chuid_through_channel() {
 
     // keystation's probe selects PIV by the RID alone, as YubiKeys accept it; the adapter's
     // --partial-aid lets the applet accept that too.
-    let piv = Peer::start("KEYSTATION_PIV_VPCD", "piv-vpcd", &["--partial-aid"]);
+    let piv = Peer::start("KEYSTATION_TEST_PIV_VPCD", "piv-vpcd", &["--partial-aid"]);
     let output = piv.card_list();
     assert!(output.lines().any(|line| line == "  applications: PIV"), "{output}");
     drop(piv);

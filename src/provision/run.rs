@@ -206,7 +206,23 @@ fn provision_with(
             };
             let stopped = || abort.is_some_and(AbortSignal::is_aborted);
             match crate::acquire::single_card(&search, &stopped) {
-                Ok(mut card) => on_card(&mut card, holder, profile),
+                Ok(mut card) => match on_card(&mut card, holder, profile) {
+                    // pcscd still listed a card that had just been pulled: nothing was
+                    // done to any card, so look again as if none had been there.
+                    Err(error) if gone_before_select(&error) && search.retries > 0 => {
+                        tracing::info!("the card went away before the job began; looking again");
+                        let search =
+                            crate::acquire::Search { retries: search.retries - 1, ..search };
+                        let mut card = crate::acquire::single_card(&search, &stopped).map_err(
+                            |e| match e {
+                                crate::acquire::AcquireError::Stopped => RunError::Aborted,
+                                e => e.into(),
+                            },
+                        )?;
+                        on_card(&mut card, holder, profile)
+                    }
+                    result => result,
+                },
                 Err(crate::acquire::AcquireError::Stopped) => Err(RunError::Aborted),
                 Err(error) if choice == CardChoice::Auto && software_fallback(&error) => {
                     tracing::warn!(
@@ -223,6 +239,28 @@ fn provision_with(
         #[cfg(not(feature = "pcsc"))]
         CardChoice::Auto => software(holder, profile),
     }
+}
+
+/// Whether the run failed because the card was gone already at the first command (the
+/// SELECT), before anything on it changed.
+#[cfg(feature = "pcsc")]
+fn gone_before_select(error: &RunError) -> bool {
+    let RunError::Provision(super::ProvisionError::Card { step, source }) = error else {
+        return false;
+    };
+    let gone = |kind| {
+        matches!(
+            kind,
+            Some(
+                keystation_core::TransportFailure::CardRemoved
+                    | keystation_core::TransportFailure::NoCard
+            )
+        )
+    };
+    *step == super::STEP_SELECT
+        && std::error::Error::source(source)
+            .and_then(|e| e.downcast_ref::<keystation_core::Error>())
+            .is_some_and(|e| gone(e.transport_failure()))
 }
 
 /// With `--card auto`, the software card stands in when no reader has a card or PC/SC

@@ -37,6 +37,12 @@ pub(crate) struct Simulator {
 impl Simulator {
     /// Takes the vpcd reader, starts the simulator and waits until the card is present.
     pub(crate) fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with `extra` added to the `keystation simulate` command
+    /// line (such as `--remove-after N`).
+    pub(crate) fn start_with(extra: &[&str]) -> Self {
         let serial = VPCD.lock().unwrap_or_else(PoisonError::into_inner);
         let Ok(port) = std::env::var("KEYSTATION_TEST_VPCD_PORT") else {
             panic!(
@@ -58,6 +64,7 @@ impl Simulator {
             .args(["simulate", "--vpcd", &format!("127.0.0.1:{port}"), "--seed", "1"])
             .args(["--serial", &SERIAL.to_string(), "--version", VERSION])
             .args(["--log-level", "info"])
+            .args(extra)
             .stdin(Stdio::null())
             .spawn()
             .expect("starting keystation simulate");

@@ -88,12 +88,18 @@ enum Request {
     End,
     /// `SCardReconnect(SCARD_LEAVE_CARD)` after `SCARD_W_RESET_CARD`; answers the ATR.
     Reconnect,
+    /// `SCardStatus`; answers the ATR (used to tell a removed card from a passing fault).
+    Status,
     /// `SCardDisconnect`, then the worker ends.
     Disconnect(pcsc::Disposition),
 }
 
 /// The worker's answer: the response APDU, the ATR after a reconnect, or nothing.
 type Reply = Result<Zeroizing<Vec<u8>>, PcscFailure>;
+
+/// How long a failed exchange waits for PC/SC to report a removed card (pcscd polls
+/// readers every 400 ms at most).
+const REMOVAL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The caller's side of the worker.
 struct Worker {
@@ -188,7 +194,17 @@ impl PcscCard {
     /// Maps a failure to the caller's error and recovers from a reset: `SCARD_W_RESET_CARD`
     /// is answered with `SCardReconnect(SCARD_LEAVE_CARD)`, the reset flag and
     /// [`TransportFailure::CardReset`]. If reconnecting fails, that failure is reported.
+    ///
+    /// A card pulled from its reader is not always reported as removed at once: pcscd
+    /// notices only at its next poll of the reader (vpcd: every 400 ms), and until then
+    /// `SCardTransmit` fails with `SCARD_E_NOT_TRANSACTED` or `SCARD_E_COMM_ERROR`. After
+    /// those, the card's status is checked for up to [`REMOVAL_GRACE`]; a card that turns
+    /// out to be gone is [`TransportFailure::CardRemoved`] (with the first failure kept as
+    /// the source), otherwise the first failure stands.
     fn failed(&mut self, failure: PcscFailure) -> Error {
+        if matches!(failure.code, pcsc::Error::NotTransacted | pcsc::Error::CommError) {
+            return self.removed_or(failure);
+        }
         if failure.code != pcsc::Error::ResetCard {
             return failure.into();
         }
@@ -201,6 +217,29 @@ impl PcscCard {
             }
             Ok(Err(reconnect)) => reconnect.into(),
             Err(error) => error,
+        }
+    }
+
+    /// [`TransportFailure::CardRemoved`] if `SCardStatus` says the card is gone within
+    /// [`REMOVAL_GRACE`], else `failure`.
+    fn removed_or(&mut self, failure: PcscFailure) -> Error {
+        let deadline = std::time::Instant::now() + REMOVAL_GRACE;
+        loop {
+            match self.call(Request::Status) {
+                Ok(Err(status))
+                    if matches!(
+                        status.code,
+                        pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard
+                    ) =>
+                {
+                    tracing::debug!(reader = %self.reader, first = %failure, "the card was removed");
+                    return Error::transport_with(TransportFailure::CardRemoved, failure);
+                }
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                _ => return failure.into(),
+            }
         }
     }
 
@@ -356,6 +395,7 @@ fn serve(
                 Err(PcscFailure::new("SCardEndTransaction", pcsc::Error::NotTransacted))
             }
             Request::Reconnect => reconnect(&mut card, share),
+            Request::Status => atr_of(&card),
             Request::Disconnect(how) => {
                 disposition = how;
                 break;
@@ -417,6 +457,7 @@ fn serve_transaction(
                 .reconnect(share, PROTOCOLS, pcsc::Disposition::LeaveCard)
                 .call("SCardReconnect")
                 .and_then(|()| atr_of(&transaction)),
+            Request::Status => atr_of(&transaction),
             Request::Disconnect(how) => return AfterTransaction::Disconnect(how),
         };
         if outbox.send(reply).is_err() {
