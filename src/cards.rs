@@ -29,6 +29,7 @@ use keystation_core::{Card, Channel, Command, Le, StatusWord, Transaction, Trans
 use keystation_pcsc::{PcscContext, ReaderInfo, ShareMode};
 
 use crate::Error;
+use crate::error::describe;
 
 /// OpenPGP card application, RID `D2 76 00 01 24` + PIX application `01` (OpenPGP card 3.4
 /// §4.2.1).
@@ -268,18 +269,6 @@ fn probe(card: &mut dyn Card) -> Result<Vec<Application>, keystation_core::Error
 /// ISO/IEC 7816-4 §11.2.2), without Le as gpg and ykman send it. Returns the status.
 fn select(channel: &mut Channel<'_>, aid: &[u8]) -> Result<StatusWord, keystation_core::Error> {
     Ok(channel.transmit(&Command::new(0x00, 0xA4, 0x04, 0x00).with_data(aid))?.status())
-}
-
-/// An error with its chain of causes, for the report.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Bytes as upper-case hex pairs separated by spaces.

@@ -441,5 +441,5 @@ pub fn execute(
 
 /// Writes `error: …` to stderr; if even that fails there is nobody left to tell.
 fn report(error: &Error) {
-    let _ = writeln!(io::stderr(), "error: {error}");
+    let _ = writeln!(io::stderr(), "error: {}", crate::error::describe(error));
 }

@@ -32,3 +32,38 @@ pub enum Error {
         reason: String,
     },
 }
+
+/// An error and its chain of causes as one line, `outer: cause: root cause`. A cause whose
+/// text the line already holds (an error that prints its source itself) is not repeated.
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("sign: {0}")]
+    struct Quoting(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("transport failure")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn describe_walks_the_chain_without_repeating_itself() {
+        let error = Quoting(Inner(std::io::Error::other("SCardTransmit failed (0x80100016)")));
+        assert_eq!(describe(&error), "sign: transport failure: SCardTransmit failed (0x80100016)");
+    }
+}

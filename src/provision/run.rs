@@ -448,6 +448,6 @@ impl StationJobs {
 
 impl Provision for StationJobs {
     fn provision(&self, job: &JobRequest, abort: &AbortSignal) -> Result<JobReport, JobError> {
-        self.run(job, abort).map_err(|error| JobError::new(error.to_string()))
+        self.run(job, abort).map_err(|error| JobError::new(crate::error::describe(&error)))
     }
 }

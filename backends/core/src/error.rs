@@ -47,17 +47,6 @@ impl core::fmt::Display for TransportFailure {
     }
 }
 
-/// `: <source>` for [`TransportFailure::Other`] with a source, else nothing.
-fn other_detail(
-    kind: &TransportFailure,
-    source: &Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-) -> String {
-    match (kind, source) {
-        (TransportFailure::Other, Some(source)) => format!(": {source}"),
-        _ => String::new(),
-    }
-}
-
 /// Reasons a BER-TLV encoding is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -113,10 +102,9 @@ impl core::fmt::Display for KeyFault {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The transport failed; `source` carries the transport's own error where there is one.
-    /// A failure of no known kind shows its source in the message, since the kind alone
-    /// ("transport failure") tells nothing.
-    #[error("{kind}{}", other_detail(.kind, .source))]
+    /// The transport failed; `source` carries the transport's own error where there is one
+    /// (error reports walk the `source` chain to show it).
+    #[error("{kind}")]
     Transport {
         /// What kind of failure.
         kind: TransportFailure,
@@ -243,17 +231,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transport_messages_name_the_failure_and_unknown_ones_their_source() {
-        let removed = Error::transport_with(TransportFailure::CardRemoved, std::fmt::Error);
-        assert_eq!(removed.to_string(), "the card was removed");
+    fn transport_errors_name_the_failure_and_keep_the_transports_error() {
         let other = Error::transport_with(
             TransportFailure::Other,
             std::io::Error::other("SCardTransmit failed: Not transacted (0x80100016)"),
         );
-        assert_eq!(
-            other.to_string(),
-            "transport failure: SCardTransmit failed: Not transacted (0x80100016)"
-        );
-        assert_eq!(Error::transport(TransportFailure::Other).to_string(), "transport failure");
+        assert_eq!(other.to_string(), "transport failure");
+        let source = std::error::Error::source(&other).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("SCardTransmit failed: Not transacted (0x80100016)"));
+        assert_eq!(other.transport_failure(), Some(TransportFailure::Other));
     }
 }
