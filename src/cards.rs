@@ -37,6 +37,10 @@ const OPENPGP_AID: &[u8] = &[0xD2, 0x76, 0x00, 0x01, 0x24, 0x01];
 /// PIV card application, truncated to the RID and the first PIX bytes as YubiKeys accept
 /// it (the full AID is `A0 00 00 03 08 00 00 10 00 01 00`, NIST SP 800-73-4 part 1 §2.2).
 const PIV_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x03, 0x08];
+/// The PIV AID without its two-byte version, as SP 800-73-4 part 1 §2.2 says every PIV
+/// card must accept it; cards that refuse the 5-byte form (Nitrokey's piv-authenticator)
+/// answer this one.
+const PIV_AID_9: &[u8] = &[0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00];
 /// Yubico management application (YubiKey 5 device information and configuration).
 const YUBICO_MANAGEMENT_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x47, 0x11, 0x17];
 /// Yubico OTP application.
@@ -251,11 +255,13 @@ fn probe(card: &mut dyn Card) -> Result<Vec<Application>, keystation_core::Error
     {
         found.push(Application::OpenPgpTerminated);
     }
-    for (aid, application) in [
-        (PIV_AID, Application::Piv),
-        (YUBICO_MANAGEMENT_AID, Application::Management),
-        (YUBICO_OTP_AID, Application::Otp),
-    ] {
+    if select(&mut channel, PIV_AID)?.is_success() || select(&mut channel, PIV_AID_9)?.is_success()
+    {
+        found.push(Application::Piv);
+    }
+    for (aid, application) in
+        [(YUBICO_MANAGEMENT_AID, Application::Management), (YUBICO_OTP_AID, Application::Otp)]
+    {
         if select(&mut channel, aid)?.is_success() {
             found.push(application);
         }

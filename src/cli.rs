@@ -342,6 +342,11 @@ pub struct SimulateArgs {
     /// then insert it again a second later, power-cycled. Happens once
     #[arg(long, value_name = "N")]
     pub remove_after: Option<u64>,
+    /// Whether the simulated user touches the card when a key's touch policy asks: auto
+    /// (at once) or never (such operations fail with 6982, as when nobody touches a
+    /// YubiKey)
+    #[arg(long, value_enum, default_value_t)]
+    pub touch: crate::simulate::Touch,
 }
 
 /// `keystation config …`
@@ -422,6 +427,7 @@ pub fn execute(
                 seed: args.seed,
                 state: args.state.clone(),
                 remove_after: args.remove_after,
+                touch: args.touch,
             })?;
         }
         #[cfg(feature = "grpc")]

@@ -82,6 +82,20 @@ pub struct Options {
     /// Fault injection for tests: remove the card (close the vpcd connection) after this
     /// many command APDUs, then insert it again (see the module documentation). Once.
     pub remove_after: Option<u64>,
+    /// Whether the simulated user touches the card when a key's touch policy asks
+    /// (default: at once).
+    pub touch: Touch,
+}
+
+/// What the simulated user does when the card waits for a touch (`--touch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Touch {
+    /// Touches at once.
+    #[default]
+    Auto,
+    /// Never touches: operations with keys that need a touch fail with `6982`, as on a
+    /// YubiKey nobody touches.
+    Never,
 }
 
 impl Default for Options {
@@ -93,6 +107,7 @@ impl Default for Options {
             seed: None,
             state: None,
             remove_after: None,
+            touch: Touch::Auto,
         }
     }
 }
@@ -214,7 +229,11 @@ pub fn card(options: &Options) -> SoftCard {
     if let Some(version) = options.version {
         identity.version = version;
     }
-    SoftCard::yubikey5(identity, options.seed)
+    let mut card = SoftCard::yubikey5(identity, options.seed);
+    if options.touch == Touch::Never {
+        card.set_touch(keystation_softcard::TouchResponse::Never);
+    }
+    card
 }
 
 /// Runs the bridge until SIGINT or SIGTERM.
@@ -569,6 +588,7 @@ mod tests {
                     seed: Some(1),
                     state: None,
                     remove_after: None,
+                    touch: Touch::Auto,
                 });
                 serve_until(&address, &mut card, None, &stop);
             })

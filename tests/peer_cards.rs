@@ -4,7 +4,7 @@
 //! the test-only adapters in `tests/peers/` (a separate workspace; see its README.md).
 //!
 //! ```text
-//! peers=$(scripts/peer-cards --env) && eval "$peers"   # KEYSTATION_{OPCARD,PIV}_VPCD
+//! peers=$(scripts/peer-cards --env) && eval "$peers"   # KEYSTATION_TEST_{OPCARD,PIV}_VPCD
 //! scripts/with-pcscd cargo test --features test-vpcd --test peer_cards
 //! ```
 //!
@@ -259,9 +259,9 @@ fn piv_authenticator_select_and_chuid_through_channel() {
     drop(card);
     drop(piv);
 
-    // keystation's probe selects PIV by the RID alone, as YubiKeys accept it; the adapter's
-    // --partial-aid lets the applet accept that too.
-    let piv = Peer::start("KEYSTATION_TEST_PIV_VPCD", "piv-vpcd", &["--partial-aid"]);
+    // keystation's probe selects PIV by the RID alone, as YubiKeys accept it, and falls
+    // back to the 9-byte AID every PIV card must accept, which finds this card.
+    let piv = Peer::start("KEYSTATION_TEST_PIV_VPCD", "piv-vpcd", &[]);
     let output = piv.card_list();
     assert!(output.lines().any(|line| line == "  applications: PIV"), "{output}");
     drop(piv);

@@ -640,3 +640,39 @@ async fn bad_job_fields_are_job_errors_through_the_binary() {
     drop(simulator);
     eprintln!("whole test: {:?}", started.elapsed());
 }
+
+/// Touch policies through pcscd: with `--touch-policy on` the card's own certificate
+/// signatures need a touch. A simulated user who touches (`simulate --touch auto`) lets
+/// the job finish; one who never touches (`--touch never`) fails it with the card's
+/// answer, before any PIN changes.
+#[test]
+fn touch_policy_on_needs_a_touch_for_the_cards_own_signatures() {
+    let provision = |reader: &str| {
+        Command::new(env!("CARGO_BIN_EXE_keystation"))
+            .args(["provision", "--card", "pcsc", "--reader", reader, "--json"])
+            .args(["--pin-policy", "random", "--touch-policy", "on"])
+            .args(["--name", "Ada Lovelace", "--email", "ada@example.com"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running keystation provision")
+    };
+    {
+        let simulator = Simulator::start();
+        let output = provision(&simulator.reader);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        assert_ne!(json_raw(&stdout, "pins"), "null", "{stdout}");
+    }
+    let simulator = Simulator::start_with(&["--touch", "never"]);
+    let output = provision(&simulator.reader);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty(), "no result without a certificate");
+    assert!(stderr.contains("error: make the OpenPGP certificate: "), "{stderr}");
+    // The PINs were not changed: the factory admin PIN still works.
+    let gnupg = Gnupg::new(&simulator.reader);
+    let status = gnupg.card_status();
+    assert!(field(&status, "PIN retry counter").starts_with("3 0 3"), "{status:?}");
+    let session = gnupg.card_edit("admin\nname\nStill\nFactory\nquit\n");
+    assert!(session.contains("[GNUPG:] SC_OP_SUCCESS"), "{session}");
+}
