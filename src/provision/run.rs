@@ -208,8 +208,11 @@ fn provision_with(
             match crate::acquire::single_card(&search, &stopped) {
                 Ok(mut card) => match on_card(&mut card, holder, profile) {
                     // pcscd still listed a card that had just been pulled: nothing was
-                    // done to any card, so look again as if none had been there.
+                    // done to any card, so look again as if none had been there — after
+                    // letting go of the stale handle, which would otherwise keep an
+                    // exclusive connection to the card's return from being granted.
                     Err(error) if gone_before_select(&error) && search.retries > 0 => {
+                        drop(card);
                         tracing::info!("the card went away before the job began; looking again");
                         let search =
                             crate::acquire::Search { retries: search.retries - 1, ..search };

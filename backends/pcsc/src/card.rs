@@ -200,7 +200,8 @@ impl PcscCard {
     /// `SCardTransmit` fails with `SCARD_E_NOT_TRANSACTED` or `SCARD_E_COMM_ERROR`. After
     /// those, the card's status is checked for up to [`REMOVAL_GRACE`]; a card that turns
     /// out to be gone is [`TransportFailure::CardRemoved`] (with the first failure kept as
-    /// the source), otherwise the first failure stands.
+    /// the source), otherwise the first failure stands. An answer without a status word
+    /// is checked the same way.
     fn failed(&mut self, failure: PcscFailure) -> Error {
         if matches!(failure.code, pcsc::Error::NotTransacted | pcsc::Error::CommError) {
             return self.removed_or(failure);
@@ -220,9 +221,18 @@ impl PcscCard {
         }
     }
 
-    /// [`TransportFailure::CardRemoved`] if `SCardStatus` says the card is gone within
-    /// [`REMOVAL_GRACE`], else `failure`.
+    /// [`TransportFailure::CardRemoved`] if the card turns out to be gone (see
+    /// [`card_gone`](Self::card_gone)), with `failure` as the source; else `failure`.
     fn removed_or(&mut self, failure: PcscFailure) -> Error {
+        if self.card_gone() {
+            tracing::debug!(reader = %self.reader, first = %failure, "the card was removed");
+            return Error::transport_with(TransportFailure::CardRemoved, failure);
+        }
+        failure.into()
+    }
+
+    /// Whether `SCardStatus` reports the card removed within [`REMOVAL_GRACE`].
+    fn card_gone(&mut self) -> bool {
         let deadline = std::time::Instant::now() + REMOVAL_GRACE;
         loop {
             match self.call(Request::Status) {
@@ -232,13 +242,12 @@ impl PcscCard {
                         pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard
                     ) =>
                 {
-                    tracing::debug!(reader = %self.reader, first = %failure, "the card was removed");
-                    return Error::transport_with(TransportFailure::CardRemoved, failure);
+                    return true;
                 }
                 Ok(_) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                _ => return failure.into(),
+                _ => return false,
             }
         }
     }
@@ -268,6 +277,10 @@ impl Card for PcscCard {
             capacity: response.len(),
         };
         match self.call(request)? {
+            // No status word: vpcd lost its card while pcscd still lists it.
+            Ok(received) if received.len() < 2 && self.card_gone() => {
+                Err(Error::transport(TransportFailure::CardRemoved))
+            }
             Ok(received) => {
                 let capacity = response.len();
                 let target =
