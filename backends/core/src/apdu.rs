@@ -201,7 +201,16 @@ impl Command {
     /// Whether the response data of this command is secret (decrypted session keys, ECDH
     /// shared secrets, management-key cryptograms).
     pub fn has_secret_response(&self) -> bool {
-        response_data_is_secret(self.ins, self.p1, self.p2)
+        response_data_is_secret(self.ins, self.p1, self.p2) || self.reads_piv_printed_object()
+    }
+
+    /// GET DATA of the PIV PRINTED object (`CB 3F FF` with tag list `5C 03 5F C1 09`,
+    /// SP 800-73-4 part 1 table 3), where ykman keeps the PIN-protected management key.
+    fn reads_piv_printed_object(&self) -> bool {
+        self.ins == 0xCB
+            && self.p1 == 0x3F
+            && self.p2 == 0xFF
+            && self.data[..] == [0x5C, 0x03, 0x5F, 0xC1, 0x09]
     }
 
     /// Builds the next command of a chain from the chunk `range` of this command's data.
@@ -463,6 +472,10 @@ mod tests {
         assert_eq!(get.to_string(), "00 CA 00 6E 5C 01 Le=max");
         assert!(Command::new(0, 0x2A, 0x80, 0x86).has_secret_response());
         assert!(!Command::new(0, 0x2A, 0x9E, 0x9A).has_secret_response());
+        let printed = Command::new(0, 0xCB, 0x3F, 0xFF).with_data(&[0x5C, 0x03, 0x5F, 0xC1, 0x09]);
+        assert!(printed.has_secret_response());
+        let chuid = Command::new(0, 0xCB, 0x3F, 0xFF).with_data(&[0x5C, 0x03, 0x5F, 0xC1, 0x02]);
+        assert!(!chuid.has_secret_response());
         // The OpenPGP resetting code and KDF DO are secret; cardholder name is not.
         let resetting_code = Command::new(0, 0xDA, 0, 0xD3).with_data(b"87654321");
         assert_eq!(resetting_code.to_string(), "00 DA 00 D3 [8 bytes redacted]");
