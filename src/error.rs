@@ -21,6 +21,18 @@ pub enum Error {
     #[cfg(feature = "openpgp")]
     #[error(transparent)]
     Provision(#[from] crate::provision::run::RunError),
+    /// A `keystation piv` command failed.
+    #[cfg(feature = "piv")]
+    #[error(transparent)]
+    Piv(#[from] crate::piv_cmd::PivCmdError),
+    /// A `keystation kube` command failed.
+    #[cfg(feature = "kube")]
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
+    /// The kubeconfig could not be read or written.
+    #[cfg(feature = "kube")]
+    #[error(transparent)]
+    Kubeconfig(#[from] keystation_kubeconfig::Error),
     /// The software card's state file (`keystation simulate --state`) could not be read,
     /// is corrupt, or could not be written.
     #[cfg(feature = "softcard")]

@@ -8,7 +8,11 @@ pub mod cards;
 pub mod cli;
 pub mod config;
 mod error;
+#[cfg(feature = "kube")]
+pub mod kube;
 pub mod logging;
+#[cfg(feature = "piv")]
+pub mod piv_cmd;
 #[cfg(feature = "grpc")]
 pub mod proto;
 #[cfg(feature = "openpgp")]

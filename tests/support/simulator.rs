@@ -44,7 +44,7 @@ impl Simulator {
     /// line (such as `--remove-after N`).
     pub(crate) fn start_with(extra: &[&str]) -> Self {
         let serial = VPCD.lock().unwrap_or_else(PoisonError::into_inner);
-        let Ok(port) = std::env::var("KEYSTATION_TEST_VPCD_PORT") else {
+        let Ok(_port) = std::env::var("KEYSTATION_TEST_VPCD_PORT") else {
             panic!(
                 "KEYSTATION_TEST_VPCD_PORT is not set. These tests need a private pcscd with the \
                  vpcd reader; run them through scripts/with-pcscd:\n    \
@@ -60,6 +60,14 @@ impl Simulator {
         // The previous test's card must be gone. A card that stays means another
         // simulator is connected to this vpcd (a concurrent run that picked the same port).
         simulator.wait_for_card(false);
+        simulator.restart_with(extra);
+        simulator
+    }
+
+    /// Puts the card back after [`stop`](Self::stop) (a new `keystation simulate`, so
+    /// pass `--state FILE` to both starts to keep the card's keys), keeping the reader.
+    pub(crate) fn restart_with(&mut self, extra: &[&str]) {
+        let port = std::env::var("KEYSTATION_TEST_VPCD_PORT").expect("KEYSTATION_TEST_VPCD_PORT");
         let child = Command::new(env!("CARGO_BIN_EXE_keystation"))
             .args(["simulate", "--vpcd", &format!("127.0.0.1:{port}"), "--seed", "1"])
             .args(["--serial", &SERIAL.to_string(), "--version", VERSION])
@@ -68,9 +76,8 @@ impl Simulator {
             .stdin(Stdio::null())
             .spawn()
             .expect("starting keystation simulate");
-        simulator.child = Some(child);
-        simulator.wait_for_card(true);
-        simulator
+        self.child = Some(child);
+        self.wait_for_card(true);
     }
 
     /// Polls the reader list until the reader's card is present (or absent).
