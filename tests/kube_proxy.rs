@@ -274,6 +274,22 @@ fn setup_imports_the_key_kubectl_works_through_the_proxy_and_removal_revokes_wit
     let pods = kubectl_ok(home, &client, &["get", "pods", "-n", "default"]);
     assert!(pods.contains(POD_NAME), "{pods}");
 
+    // kube shell: a command with KUBECONFIG pointing at its own proxy, which ends with it.
+    let script = format!(
+        "kubectl --cache-dir {} get --raw /whoami && echo \"kubeconfig=$KUBECONFIG\" && exit 7",
+        home.join("shell-cache").display()
+    );
+    let shell = run(keystation()
+        .args(["kube", "shell", "--kubeconfig"])
+        .arg(out_dir.join("proxy.yml"))
+        .args(["--", "sh", "-c", &script])
+        .env("HOME", home));
+    let shell_out = text(&shell.stdout);
+    assert_eq!(shell.status.code(), Some(7), "{shell_out}{}", text(&shell.stderr));
+    assert!(shell_out.contains(&format!("CN={CLIENT_CN}")), "{shell_out}");
+    let kubeconfig_line = shell_out.lines().find_map(|l| l.split("kubeconfig=").nth(1)).unwrap();
+    assert!(!Path::new(kubeconfig_line).exists(), "the shell's kubeconfig was left behind");
+
     let default_mode = time_to_revocation(&mut simulator, &proxy);
     eprintln!("default mode: requests failed {default_mode:?} after the card was pulled");
     assert!(default_mode < REVOCATION_BOUND, "took {default_mode:?}");
@@ -513,4 +529,38 @@ fn bad_kubeconfigs_and_addresses_give_clear_errors() {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("exec plugin \"aws\"") && stderr.contains("--generate"), "{stderr}");
+}
+
+#[test]
+fn an_rsa_client_key_signs_the_handshake_on_the_card_with_pss() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let _simulator = Simulator::start();
+    let pki = Pki::new().unwrap();
+    let nginx_dir = home.join("nginx");
+    std::fs::create_dir(&nginx_dir).unwrap();
+    let nginx = Nginx::start(&nginx_dir, &pki, &NginxOptions::default()).unwrap();
+    let kubeconfig = home.join("kubeadm.conf");
+    let user = client_cert_user(&pki.client_rsa.cert_pem, &pki.client_rsa.key_pem);
+    std::fs::write(&kubeconfig, cluster_kubeconfig(&nginx.url(), &pki.ca.cert_pem, &user)).unwrap();
+    let out_dir = home.join("kube");
+    ok(keystation()
+        .args(["kube", "setup", "--slot", "9e", "--listen", "127.0.0.1:0", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .env("HOME", home));
+    let info = ok(keystation().args(["piv", "info"]));
+    assert!(info.contains("Slot 9E"), "{info}");
+    assert!(info.contains("Rsa2048"), "{info}");
+    // nginx negotiates TLS 1.3, where RSA client keys must sign with PSS (RFC 8446 §4.2.3);
+    // the card does the raw RSA operation on our EMSA-PSS encoding.
+    let proxy = Proxy::start(
+        home,
+        &["--kubeconfig", out_dir.join("proxy.yml").to_str().unwrap(), "--listen", "127.0.0.1:0"],
+    );
+    let (status, body) = get(proxy.port, "/whoami");
+    assert_eq!(status, 200, "{body}\n{}", proxy.log());
+    assert!(body.contains(&format!("CN={CLIENT_CN}")), "{body}");
+    assert!(proxy.log().contains("scheme=RsaPssSha256"), "{}", proxy.log());
 }

@@ -170,6 +170,7 @@ impl rustls::sign::SigningKey for CardSigningKey {
             .iter()
             .copied()
             .find(|scheme| offered.contains(&scheme.rustls()))?;
+        tracing::debug!(?scheme, "the card signs the TLS handshake");
         Some(Box::new(CardTlsSigner { key: self.key.clone(), scheme }))
     }
 
