@@ -198,6 +198,10 @@ pub enum CertificateCommand {
         /// Subject, e.g. "CN=alice,O=team"
         #[arg(long)]
         subject: String,
+        /// The slot's public key (PEM, as `piv generate` prints it), for cards that
+        /// cannot tell it (no GET METADATA, no certificate in the slot)
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
         /// Write here instead of stdout
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -213,6 +217,10 @@ pub enum CertificateCommand {
         /// Subject, e.g. "CN=alice"
         #[arg(long)]
         subject: String,
+        /// The slot's public key (PEM, as `piv generate` prints it), for cards that
+        /// cannot tell it (no GET METADATA, no certificate in the slot)
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
         /// Days of validity
         #[arg(long, default_value_t = 365)]
         days: u32,
@@ -419,9 +427,30 @@ fn decode_hex(text: &[u8]) -> Option<SecretBytes> {
 
 /// The public key of the key in `slot`: from the metadata (YubiKey 5.3+), else from the
 /// slot's certificate.
-pub fn slot_public_key(piv: &mut PivCard<'_>, slot: PivSlot) -> Result<PublicKey, PivCmdError> {
+pub fn slot_public_key(
+    piv: &mut PivCard<'_>,
+    slot: PivSlot,
+    given: Option<&Path>,
+) -> Result<PublicKey, PivCmdError> {
     let name = slot_name(slot);
-    if let Some(public) = piv.public_key(slot).ok().flatten() {
+    let given = given.map(read_public_key_file).transpose()?;
+    match piv.public_key(slot) {
+        Ok(Some(public)) => {
+            if given.as_ref().is_some_and(|g| *g != public) {
+                return Err(PivCmdError::Usage(format!(
+                    "--public-key is not the key in slot {name}"
+                )));
+            }
+            return Ok(public);
+        }
+        Err(keystation_piv::Error::NoKey { .. }) => {
+            return Err(PivCmdError::Usage(format!(
+                "slot {name} holds no key: generate one with `keystation piv generate {name}`"
+            )));
+        }
+        _ => {}
+    }
+    if let Some(public) = given {
         return Ok(public);
     }
     let der = piv
@@ -429,12 +458,32 @@ pub fn slot_public_key(piv: &mut PivCard<'_>, slot: PivSlot) -> Result<PublicKey
         .map_err(piv_err(format!("cannot read the certificate in slot {name}")))?
         .ok_or_else(|| {
             PivCmdError::Usage(format!(
-                "cannot tell the public key of slot {name}: the card has no metadata and the slot no certificate"
+                "cannot tell the public key of slot {name}: the card has no metadata and the slot no certificate; give the key `piv generate` printed with --public-key FILE"
             ))
         })?;
     keystation_x509::Certificate::from_der(&der)
         .and_then(|c| c.public_key())
         .map_err(x509_err(format!("the certificate in slot {name}")))
+}
+
+/// The PEM blocks of a file.
+fn read_pem_file(path: &Path) -> Result<Vec<keystation_x509::pem::PemBlock>, PivCmdError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PivCmdError::File {
+        what: "cannot read",
+        path: path.into(),
+        source,
+    })?;
+    keystation_x509::pem::decode_all(&text).map_err(x509_err(format!("{}", path.display())))
+}
+
+fn read_public_key_file(path: &Path) -> Result<PublicKey, PivCmdError> {
+    let blocks = read_pem_file(path)?;
+    let spki = blocks
+        .iter()
+        .find(|b| b.label == "PUBLIC KEY")
+        .ok_or_else(|| PivCmdError::Usage(format!("{} holds no PEM public key", path.display())))?;
+    keystation_x509::public_key_from_spki(&spki.der)
+        .map_err(x509_err(format!("{} is not a usable public key", path.display())))
 }
 
 /// A random positive 16-byte certificate serial (RFC 5280 §4.1.2.2).
@@ -482,13 +531,7 @@ fn read_certificate_file(path: &Path) -> Result<keystation_x509::Certificate, Pi
 }
 
 fn read_pem_certificates(path: &Path) -> Result<Vec<Vec<u8>>, PivCmdError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PivCmdError::File {
-        what: "cannot read",
-        path: path.into(),
-        source,
-    })?;
-    let blocks =
-        keystation_x509::pem::decode_all(&text).map_err(x509_err(format!("{}", path.display())))?;
+    let blocks = read_pem_file(path)?;
     let certificates: Vec<Vec<u8>> =
         blocks.into_iter().filter(|b| b.label == "CERTIFICATE").map(|b| b.der.clone()).collect();
     if certificates.is_empty() {
@@ -575,7 +618,8 @@ fn info(piv: &mut PivCard<'_>, out: &mut dyn Write) -> Result<(), crate::Error> 
         Err(error) => writeln!(out, "PIN tries remaining:      unknown ({error})")?,
     }
     if let Ok(Some(metadata)) = piv.metadata(0x9B) {
-        let algorithm = metadata.algorithm.map_or_else(|| "unknown".into(), |a| format!("{a:?}"));
+        let algorithm =
+            metadata.algorithm.map_or_else(|| "unknown".into(), |a| a.name().to_owned());
         writeln!(out, "Management key algorithm: {algorithm}")?;
         if metadata.default_value == Some(true) {
             writeln!(out, "WARNING: the default management key is in use")?;
@@ -602,7 +646,7 @@ fn info(piv: &mut PivCard<'_>, out: &mut dyn Write) -> Result<(), crate::Error> 
         writeln!(out, "Slot {} ({}):", slot_name(slot).to_uppercase(), slot_title(slot))?;
         if let Some(metadata) = &metadata {
             if let Some(algorithm) = metadata.algorithm {
-                writeln!(out, "  Private key type: {algorithm:?}")?;
+                writeln!(out, "  Private key type: {}", algorithm.name())?;
             }
             if let Some(policy) = metadata.pin_policy {
                 writeln!(out, "  PIN policy:       {policy:?}")?;
@@ -685,9 +729,9 @@ fn certificate(
                 )?;
             }
         }
-        CertificateCommand::Request { slot, subject, out: file, access } => {
+        CertificateCommand::Request { slot, subject, public_key, out: file, access } => {
             let subject = DistinguishedName::parse(subject).map_err(x509_err("bad --subject"))?;
-            let public = slot_public_key(piv, *slot)?;
+            let public = slot_public_key(piv, *slot, public_key.as_deref())?;
             let mut pin = Pin::new(access.pin_file.clone());
             pin.verify(piv)?;
             let mut signer = keystation_piv::PivSigner::new(piv, *slot, public);
@@ -703,12 +747,12 @@ fn certificate(
                 keystation_x509::pem::encode("CERTIFICATE REQUEST", &csr).as_bytes(),
             )?;
         }
-        CertificateCommand::Generate { slot, subject, days, access } => {
+        CertificateCommand::Generate { slot, subject, public_key, days, access } => {
             let name = slot_name(*slot);
             let subject = DistinguishedName::parse(subject).map_err(x509_err("bad --subject"))?;
             let mut pin = Pin::new(access.pin_file.clone());
             authenticate(piv, access, &mut pin)?;
-            let public = slot_public_key(piv, *slot)?;
+            let public = slot_public_key(piv, *slot, public_key.as_deref())?;
             pin.verify(piv)?;
             let serial = random_serial()?;
             let der = {

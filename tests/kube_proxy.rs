@@ -552,7 +552,7 @@ fn an_rsa_client_key_signs_the_handshake_on_the_card_with_pss() {
         .env("HOME", home));
     let info = ok(keystation().args(["piv", "info"]));
     assert!(info.contains("Slot 9E"), "{info}");
-    assert!(info.contains("Rsa2048"), "{info}");
+    assert!(info.contains("Private key type: RSA2048"), "{info}");
     // nginx negotiates TLS 1.3, where RSA client keys must sign with PSS (RFC 8446 §4.2.3);
     // the card does the raw RSA operation on our EMSA-PSS encoding.
     let proxy = Proxy::start(

@@ -13,19 +13,11 @@
 //! The tests share the one vpcd reader and run one at a time (a static mutex).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command as Process, Stdio};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+#[path = "support/simulator.rs"]
+mod simulator;
 
 use keystation_core::{Card, Channel, Command, Le, StatusWord, Transaction, tlv};
-use keystation_pcsc::{PcscCard, PcscContext, ShareMode};
-
-/// Upper bound for anything pcscd has to notice (it polls vpcd every 400 ms).
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The reader name `scripts/with-pcscd` configures, if it does not say otherwise.
-const DEFAULT_READER: &str = "Yubico YubiKey OTP+FIDO+CCID 00 00";
+use simulator::Simulator;
 
 /// OpenPGP card application: RID `D2 76 00 01 24`, PIX application `01` (OpenPGP card 3.4
 /// §4.2.1).
@@ -35,131 +27,13 @@ const OPENPGP_AID: [u8; 6] = [0xD2, 0x76, 0x00, 0x01, 0x24, 0x01];
 /// which the adapter gives opcard as Nitrokey's firmware does.
 const NITROKEY: [u8; 2] = [0x00, 0x0F];
 
-/// Serialises the tests: they share one pcscd and one vpcd reader.
-static VPCD: Mutex<()> = Mutex::new(());
-
-/// A peer adapter running in the test's vpcd reader. Dropping it stops the adapter
-/// (SIGTERM, by PID) and waits until pcscd sees the card gone.
-struct Peer {
-    name: &'static str,
-    child: Option<Child>,
-    reader: String,
-    context: PcscContext,
-    _serial: MutexGuard<'static, ()>,
+/// keystation's `card list` report of the card's reader.
+fn card_list(card: &Simulator) -> String {
+    let mut out = Vec::new();
+    keystation::cards::list(Some(&card.reader), &mut out).expect("card list");
+    String::from_utf8(out).expect("UTF-8 output")
 }
 
-impl Peer {
-    /// Starts the adapter named by the environment variable `variable` (`opcard-vpcd` or
-    /// `piv-vpcd`, see `scripts/peer-cards`) with `args` and waits until the card is in.
-    fn start(variable: &str, name: &'static str, args: &[&str]) -> Self {
-        let serial = VPCD.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(adapter) = std::env::var_os(variable).map(PathBuf::from) else {
-            panic!(
-                "{variable} is not set. It must name the {name} binary of the test-only \
-                 adapter in tests/peers/; build it and set the variable with\n    \
-                 eval \"$(scripts/peer-cards --env)\"\n(scripts/test does this)."
-            );
-        };
-        assert!(
-            adapter.is_file(),
-            "{variable}={} is not a file; rebuild it with scripts/peer-cards",
-            adapter.display()
-        );
-        let Ok(port) = std::env::var("KEYSTATION_TEST_VPCD_PORT") else {
-            panic!(
-                "KEYSTATION_TEST_VPCD_PORT is not set. These tests need a private pcscd with the \
-                 vpcd reader; run them through scripts/with-pcscd:\n    \
-                 scripts/with-pcscd cargo test --features test-vpcd --test peer_cards"
-            );
-        };
-        let reader =
-            std::env::var("KEYSTATION_TEST_VPCD_READER").unwrap_or_else(|_| DEFAULT_READER.into());
-        let context = PcscContext::establish().unwrap_or_else(|e| {
-            panic!("no pcscd at PCSCLITE_CSOCK_NAME (run through scripts/with-pcscd): {e}")
-        });
-        let mut peer = Self { name, child: None, reader, context, _serial: serial };
-        // Another test's card must be gone first.
-        peer.wait_for_card(false);
-        let child = Process::new(&adapter)
-            .args(["--port", &port, "--wait", "10"])
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", adapter.display()));
-        peer.child = Some(child);
-        peer.wait_for_card(true);
-        peer
-    }
-
-    /// Polls the reader list until the reader's card is present (or absent); fails at once
-    /// when the adapter dies meanwhile.
-    fn wait_for_card(&mut self, present: bool) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                panic!("{} exited early ({status}); its messages are above", self.name);
-            }
-            let readers = self.context.readers().expect("listing readers");
-            match readers.iter().find(|r| r.name == self.reader) {
-                Some(info) if info.card_present == present => return,
-                _ if Instant::now() > deadline => panic!(
-                    "reader {:?} did not report the card {} within {TIMEOUT:?}; readers: {readers:?}",
-                    self.reader,
-                    if present { "present" } else { "absent" },
-                ),
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-
-    fn connect(&self) -> PcscCard {
-        self.context
-            .connect(&self.reader, ShareMode::Shared)
-            .unwrap_or_else(|e| panic!("connecting to the {} card: {e}", self.name))
-    }
-
-    /// keystation's `card list` report of the peer's reader.
-    fn card_list(&self) -> String {
-        let mut out = Vec::new();
-        keystation::cards::list(Some(&self.reader), &mut out).expect("card list");
-        String::from_utf8(out).expect("UTF-8 output")
-    }
-
-    /// Sends SIGTERM to the adapter's PID; returns whether it exited with status 0 within
-    /// ten seconds (otherwise it is killed).
-    fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
-        let signalled = Process::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .is_ok_and(|status| status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while signalled && Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let clean = self.stop();
-        if !std::thread::panicking() {
-            assert!(clean, "{} did not exit with status 0 on SIGTERM", self.name);
-            self.wait_for_card(false);
-        }
-    }
-}
-
-/// SELECT by DF name (ISO/IEC 7816-4 §11.2.2), as gpg sends it: no Le.
 fn select(aid: &[u8]) -> Command {
     Command::new(0x00, 0xA4, 0x04, 0x00).with_data(aid)
 }
@@ -172,7 +46,7 @@ fn get_data(tag: u16) -> Command {
 
 #[test]
 fn opcard_application_related_data_through_channel() {
-    let opcard = Peer::start("KEYSTATION_TEST_OPCARD_VPCD", "opcard-vpcd", &[]);
+    let opcard = Simulator::start_peer("KEYSTATION_TEST_OPCARD_VPCD", &[], false);
     let mut card = opcard.connect();
     let atr = card.atr().expect("the card has an ATR").to_vec();
 
@@ -214,7 +88,7 @@ fn opcard_application_related_data_through_channel() {
     drop(card);
 
     // keystation's own report of the card.
-    let output = opcard.card_list();
+    let output = card_list(&opcard);
     let serial: String = aid[10..14].iter().map(|b| format!("{b:02X}")).collect();
     let expected = format!("  applications: OpenPGP 3.4 (serial {serial}, Nitrokey)");
     assert!(output.lines().any(|line| line == expected), "{expected:?} missing:\n{output}");
@@ -235,7 +109,7 @@ fn piv_get_data(tag: [u8; 3]) -> Command {
 
 #[test]
 fn piv_authenticator_select_and_chuid_through_channel() {
-    let piv = Peer::start("KEYSTATION_TEST_PIV_VPCD", "piv-vpcd", &[]);
+    let piv = Simulator::start_peer("KEYSTATION_TEST_PIV_VPCD", &[], false);
     let mut card = piv.connect();
     let mut transaction = Transaction::begin(&mut card).expect("begin transaction");
     let mut channel = Channel::new(transaction.card());
@@ -261,8 +135,8 @@ fn piv_authenticator_select_and_chuid_through_channel() {
 
     // keystation's probe selects PIV by the RID alone, as YubiKeys accept it, and falls
     // back to the 9-byte AID every PIV card must accept, which finds this card.
-    let piv = Peer::start("KEYSTATION_TEST_PIV_VPCD", "piv-vpcd", &[]);
-    let output = piv.card_list();
+    let piv = Simulator::start_peer("KEYSTATION_TEST_PIV_VPCD", &[], false);
+    let output = card_list(&piv);
     assert!(output.lines().any(|line| line == "  applications: PIV"), "{output}");
     drop(piv);
 }

@@ -22,16 +22,42 @@ pub(crate) const DEFAULT_READER: &str = "Yubico YubiKey OTP+FIDO+CCID 00 00";
 pub(crate) const SERIAL: u32 = 12_345_678;
 pub(crate) const VERSION: &str = "5.4.3";
 
-/// Serialises the tests: they share one pcscd and one vpcd reader.
-static VPCD: Mutex<()> = Mutex::new(());
+/// Serialises the tests of one test binary per vpcd reader: the first reader ("… 00 00",
+/// on the vpcd port) and the second ("… 00 01", on port + 1).
+static VPCD: [Mutex<()>; 2] = [Mutex::new(()), Mutex::new(())];
 
-/// A running `keystation simulate` in the test's vpcd reader; dropping it stops the
-/// simulator and waits until pcscd sees the card gone.
+/// What runs as the card.
+enum CardProgram {
+    /// `keystation simulate` (the software YubiKey 5).
+    Simulate,
+    /// A test-only third-party card adapter from `tests/peers` (opcard-vpcd, piv-vpcd).
+    Peer(PathBuf),
+}
+
+/// A virtual card in one of the private pcscd's vpcd readers: `keystation simulate`
+/// ([`start`](Self::start)) or a third-party card adapter ([`start_peer`](Self::start_peer)).
+/// Dropping it stops the program (SIGTERM, by PID) and waits until pcscd sees the card
+/// gone.
 pub(crate) struct Simulator {
+    program: CardProgram,
+    /// Which vpcd reader: 0 or 1.
+    index: u16,
     child: Option<Child>,
     pub(crate) reader: String,
     context: PcscContext,
     _serial: MutexGuard<'static, ()>,
+}
+
+/// The vpcd port of the first reader, set by `scripts/with-pcscd`.
+fn vpcd_port() -> u16 {
+    let Ok(port) = std::env::var("KEYSTATION_TEST_VPCD_PORT") else {
+        panic!(
+            "KEYSTATION_TEST_VPCD_PORT is not set. These tests need a private pcscd with the \
+             vpcd reader; run them through scripts/with-pcscd:\n    \
+             scripts/with-pcscd cargo test --features test-vpcd --test <name>"
+        );
+    };
+    port.parse().expect("KEYSTATION_TEST_VPCD_PORT is a port number")
 }
 
 impl Simulator {
@@ -43,44 +69,92 @@ impl Simulator {
     /// [`start`](Self::start) with `extra` added to the `keystation simulate` command
     /// line (such as `--remove-after N`).
     pub(crate) fn start_with(extra: &[&str]) -> Self {
-        let serial = VPCD.lock().unwrap_or_else(PoisonError::into_inner);
-        let Ok(_port) = std::env::var("KEYSTATION_TEST_VPCD_PORT") else {
-            panic!(
-                "KEYSTATION_TEST_VPCD_PORT is not set. These tests need a private pcscd with the \
-                 vpcd reader; run them through scripts/with-pcscd:\n    \
-                 scripts/with-pcscd cargo test --features test-vpcd --test softcard_tools --test softcard_gpg"
-            );
-        };
-        let reader =
-            std::env::var("KEYSTATION_TEST_VPCD_READER").unwrap_or_else(|_| DEFAULT_READER.into());
-        let context = PcscContext::establish().unwrap_or_else(|e| {
-            panic!("no pcscd at PCSCLITE_CSOCK_NAME (run through scripts/with-pcscd): {e}")
-        });
-        let mut simulator = Self { child: None, reader, context, _serial: serial };
-        // The previous test's card must be gone. A card that stays means another
-        // simulator is connected to this vpcd (a concurrent run that picked the same port).
-        simulator.wait_for_card(false);
+        let mut simulator = Self::take_reader(CardProgram::Simulate, 0);
         simulator.restart_with(extra);
         simulator
     }
 
-    /// Puts the card back after [`stop`](Self::stop) (a new `keystation simulate`, so
+    /// Starts the third-party card adapter that the environment variable `variable`
+    /// names (`KEYSTATION_TEST_OPCARD_VPCD`, `KEYSTATION_TEST_PIV_VPCD`; built by
+    /// `scripts/peer-cards`) in the first vpcd reader, or the second with `second_reader`.
+    /// A missing adapter fails the test, never skips it.
+    pub(crate) fn start_peer(variable: &str, args: &[&str], second_reader: bool) -> Self {
+        let Some(adapter) = std::env::var_os(variable).map(PathBuf::from) else {
+            panic!(
+                "{variable} is not set{}. It must name a card adapter binary of the test-only \
+                 peers in tests/peers/; build it and set the variable with\n    \
+                 eval \"$(scripts/peer-cards --env)\"\n(scripts/test does this).",
+                if std::env::var("CI").is_ok_and(|v| v == "true") { " in CI" } else { "" }
+            );
+        };
+        assert!(
+            adapter.is_file(),
+            "{variable}={} is not a file; rebuild it with scripts/peer-cards",
+            adapter.display()
+        );
+        let mut peer = Self::take_reader(CardProgram::Peer(adapter), u16::from(second_reader));
+        peer.restart_with(args);
+        peer
+    }
+
+    /// Locks reader `index` for this test and waits until the previous test's card is
+    /// gone. A card that stays means another program is connected to this vpcd (a
+    /// concurrent run that picked the same port).
+    fn take_reader(program: CardProgram, index: u16) -> Self {
+        let serial = VPCD[usize::from(index)].lock().unwrap_or_else(PoisonError::into_inner);
+        vpcd_port();
+        let first =
+            std::env::var("KEYSTATION_TEST_VPCD_READER").unwrap_or_else(|_| DEFAULT_READER.into());
+        let reader = match (index, first.strip_suffix(" 00 00")) {
+            (0, _) => first,
+            (_, Some(base)) => format!("{base} 00 01"),
+            (_, None) => panic!("the first vpcd reader {first:?} does not end in \" 00 00\""),
+        };
+        let context = PcscContext::establish().unwrap_or_else(|e| {
+            panic!("no pcscd at PCSCLITE_CSOCK_NAME (run through scripts/with-pcscd): {e}")
+        });
+        let mut card = Self { program, index, child: None, reader, context, _serial: serial };
+        card.wait_for_card(false);
+        card
+    }
+
+    fn name(&self) -> String {
+        match &self.program {
+            CardProgram::Simulate => "keystation simulate".into(),
+            CardProgram::Peer(path) => path.display().to_string(),
+        }
+    }
+
+    /// Puts the card back after [`stop`](Self::stop) (a new program; for the simulator,
     /// pass `--state FILE` to both starts to keep the card's keys), keeping the reader.
     pub(crate) fn restart_with(&mut self, extra: &[&str]) {
-        let port = std::env::var("KEYSTATION_TEST_VPCD_PORT").expect("KEYSTATION_TEST_VPCD_PORT");
-        let child = Command::new(env!("CARGO_BIN_EXE_keystation"))
-            .args(["simulate", "--vpcd", &format!("127.0.0.1:{port}"), "--seed", "1"])
-            .args(["--serial", &SERIAL.to_string(), "--version", VERSION])
-            .args(["--log-level", "info"])
+        let port = vpcd_port() + self.index;
+        let mut command = match &self.program {
+            CardProgram::Simulate => {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_keystation"));
+                command
+                    .args(["simulate", "--vpcd", &format!("127.0.0.1:{port}"), "--seed", "1"])
+                    .args(["--serial", &SERIAL.to_string(), "--version", VERSION])
+                    .args(["--log-level", "info"]);
+                command
+            }
+            CardProgram::Peer(adapter) => {
+                let mut command = Command::new(adapter);
+                command.args(["--port", &port.to_string(), "--wait", "10"]);
+                command
+            }
+        };
+        let child = command
             .args(extra)
             .stdin(Stdio::null())
             .spawn()
-            .expect("starting keystation simulate");
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name()));
         self.child = Some(child);
         self.wait_for_card(true);
     }
 
-    /// Polls the reader list until the reader's card is present (or absent).
+    /// Polls the reader list until the reader's card is present (or absent); fails at once
+    /// when the card's program dies meanwhile.
     pub(crate) fn wait_for_card(&mut self, present: bool) {
         let deadline = Instant::now() + TIMEOUT;
         loop {
@@ -88,7 +162,7 @@ impl Simulator {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
-                panic!("keystation simulate exited early ({status}); see its log above");
+                panic!("{} exited early ({status}); see its log above", self.name());
             }
             let readers = self.context.readers().expect("listing readers");
             let found = readers.iter().find(|r| r.name == self.reader);
@@ -104,7 +178,14 @@ impl Simulator {
         }
     }
 
-    /// Stops the simulator with SIGTERM, as an operator would; returns whether it
+    /// A shared PC/SC connection to the card.
+    pub(crate) fn connect(&self) -> keystation_pcsc::PcscCard {
+        self.context
+            .connect(&self.reader, keystation_pcsc::ShareMode::Shared)
+            .unwrap_or_else(|e| panic!("connecting to the card of {}: {e}", self.name()))
+    }
+
+    /// Stops the card's program with SIGTERM, as an operator would; returns whether it
     /// exited on its own (with status 0) within the timeout.
     pub(crate) fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else { return true };
@@ -129,7 +210,7 @@ impl Drop for Simulator {
     fn drop(&mut self) {
         let clean = self.stop();
         if !std::thread::panicking() {
-            assert!(clean, "keystation simulate did not stop cleanly on SIGTERM");
+            assert!(clean, "{} did not stop cleanly on SIGTERM", self.name());
             self.wait_for_card(false);
         }
     }

@@ -97,6 +97,25 @@ pub enum PivAlgorithm {
 }
 
 impl PivAlgorithm {
+    /// The name ykman prints for it (`ECCP256`, `RSA2048`, `TDES`, …).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::TripleDes => "TDES",
+            Self::Aes128 => "AES128",
+            Self::Aes192 => "AES192",
+            Self::Aes256 => "AES256",
+            Self::Rsa1024 => "RSA1024",
+            Self::Rsa2048 => "RSA2048",
+            Self::Rsa3072 => "RSA3072",
+            Self::Rsa4096 => "RSA4096",
+            Self::EccP256 => "ECCP256",
+            Self::EccP384 => "ECCP384",
+            Self::Ed25519 => "ED25519",
+            Self::X25519 => "X25519",
+            Self::Pin => "PIN",
+        }
+    }
+
     /// The algorithm with identifier `id`.
     pub const fn from_id(id: u8) -> Option<Self> {
         Some(match id {

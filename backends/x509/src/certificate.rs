@@ -376,7 +376,7 @@ fn any_string(value: &Any) -> Option<String> {
 /// Converts a DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) into keystation's
 /// [`PublicKey`]: RSA (RFC 3279 §2.3.1), EC on P-256/P-384 (RFC 5480 §2), Ed25519 and
 /// X25519 (RFC 8410 §4).
-pub(crate) fn public_key_from_spki(spki_der: &[u8]) -> Result<PublicKey> {
+pub fn public_key_from_spki(spki_der: &[u8]) -> Result<PublicKey> {
     let bad = |e: x509_cert::der::Error| Error::malformed("SubjectPublicKeyInfo", e);
     let spki = SubjectPublicKeyInfoRef::from_der(spki_der).map_err(bad)?;
     let key_bits = spki

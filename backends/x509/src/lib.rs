@@ -32,7 +32,7 @@ pub use build::{
     CertificateOptions, ExtendedKeyUsage, SubjectAltName, Validity, build_csr, issue_certificate,
     self_signed_certificate,
 };
-pub use certificate::{Certificate, CertificateRequest};
+pub use certificate::{Certificate, CertificateRequest, public_key_from_spki};
 pub use error::Error;
 pub use name::{DistinguishedName, NameAttribute};
 pub use time::rfc3339;
