@@ -207,3 +207,103 @@ pub fn softcard_session(data: &[u8]) {
 }
 
 pub mod session;
+
+/// Kubeconfig parsing (`keystation-kubeconfig`), the text the user hands `kube setup` and
+/// `kube proxy`. Byte 0 picks the mode:
+///
+/// * even: the rest is a kubeconfig. Parsing must not panic (aliases, nesting and size are
+///   bounded), and a config that parses must answer its context names and, when it
+///   references no files, resolve or fail cleanly;
+/// * odd: the rest is split at NUL bytes into the fields of a proxy configuration; what
+///   the writer accepts must parse back to exactly what was written.
+pub fn kubeconfig(data: &[u8]) {
+    use std::path::Path;
+
+    use keystation_kubeconfig::{Kubeconfig, ProxyConfig, write_client_config, write_proxy_config};
+
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let origin = Path::new("/nonexistent/fuzz/kubeconfig");
+    if mode % 2 == 0 {
+        let text = String::from_utf8_lossy(rest);
+        let Ok(config) = Kubeconfig::parse(&text, origin) else { return };
+        let _ = config.context_names();
+        // Files named in the input would be read from this machine's disk; keep the
+        // fuzzer to the parser and the in-memory checks.
+        let mentions_files =
+            ["certificate-authority:", "client-certificate:", "client-key:", "tokenFile"]
+                .iter()
+                .any(|key| text.contains(key));
+        if !mentions_files {
+            let _ = config.resolve(None);
+        }
+        return;
+    }
+    let fields: Vec<String> =
+        rest.split(|&b| b == 0).map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+    let field = |i: usize| fields.get(i).cloned().unwrap_or_default();
+    let written = ProxyConfig {
+        context: field(0),
+        server: format!("https://{}", field(1)),
+        ca_pem: fields.get(2).filter(|f| !f.is_empty()).map(|f| f.clone().into_bytes()),
+        tls_server_name: fields.get(3).filter(|f| !f.is_empty()).cloned(),
+        slot: field(4),
+        listen: field(5),
+    };
+    if let Ok(yaml) = write_proxy_config(&written) {
+        let parsed = Kubeconfig::parse(&yaml, origin).expect("the proxy config we wrote parses");
+        let read = parsed.proxy_config(None).expect("the proxy config we wrote resolves");
+        assert_eq!(read, written, "proxy.yml round trip");
+    }
+    let url = format!("http://{}", field(1));
+    if let Ok(yaml) = write_client_config(&url, &field(0), fields.get(6).map(String::as_str)) {
+        let parsed = Kubeconfig::parse(&yaml, origin).expect("the client config we wrote parses");
+        let resolved = parsed.resolve(None).expect("the client config we wrote resolves");
+        assert_eq!(resolved.cluster.server, url, "client.yml round trip");
+    }
+}
+
+/// The PIV data objects keystation reads from cards (`keystation-piv`): the certificate
+/// object `53 { 70 cert, 71 CertInfo, FE }` with gzip decompression (bounded), Yubico
+/// metadata (`F7`), ADMIN DATA, public-key templates, and the certificate inside
+/// (`keystation-x509`). Nothing may panic; what parses must re-encode consistently.
+pub fn piv_objects(data: &[u8]) {
+    use keystation_core::key::{KeyAlgorithm, RsaBits};
+    use keystation_piv::{
+        AdminData, CertificateObject, MAX_DECOMPRESSED_CERTIFICATE, Metadata, parse_public_key,
+    };
+
+    if let Ok(object) = CertificateObject::parse(data) {
+        assert!(object.certificate.len() <= MAX_DECOMPRESSED_CERTIFICATE.max(data.len()));
+        for compress in [false, true] {
+            let encoded = CertificateObject::encode(&object.certificate, compress)
+                .expect("a parsed certificate re-encodes");
+            let again = CertificateObject::parse(&encoded).expect("our own encoding parses");
+            assert_eq!(again.certificate, object.certificate, "certificate object round trip");
+            assert_eq!(again.compressed, compress);
+        }
+        if let Ok(certificate) = keystation_x509::Certificate::from_der(&object.certificate) {
+            let _ = (certificate.subject(), certificate.issuer(), certificate.public_key());
+            assert_eq!(
+                certificate.to_der(),
+                object.certificate,
+                "certificates are kept byte for byte"
+            );
+        }
+    }
+    let _ = Metadata::parse(data);
+    if let Ok(admin) = AdminData::parse(data) {
+        let again = AdminData::parse(&admin.encode()).expect("our own ADMIN DATA parses");
+        assert_eq!(again.flags, admin.flags);
+        assert_eq!(again.salt, admin.salt);
+    }
+    for algorithm in [
+        KeyAlgorithm::NistP256,
+        KeyAlgorithm::NistP384,
+        KeyAlgorithm::Ed25519,
+        KeyAlgorithm::X25519,
+        KeyAlgorithm::Rsa(RsaBits::Rsa2048),
+    ] {
+        let _ = parse_public_key(algorithm, data);
+    }
+    let _ = keystation_x509::Certificate::from_der(data);
+}

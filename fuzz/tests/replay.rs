@@ -47,3 +47,13 @@ fn openpgp_data_seeds() {
 fn softcard_session_seeds() {
     replay("softcard_session", keystation_fuzz::softcard_session);
 }
+
+#[test]
+fn kubeconfig_seeds() {
+    replay("kubeconfig", keystation_fuzz::kubeconfig);
+}
+
+#[test]
+fn piv_objects_seeds() {
+    replay("piv_objects", keystation_fuzz::piv_objects);
+}
