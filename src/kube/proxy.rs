@@ -88,14 +88,17 @@ pub async fn serve(
 /// prints ("Error from server (ServiceUnavailable): …").
 async fn handle(upstream: &Upstream, mut request: Request<Incoming>) -> Response<ProxyBody> {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let uri = request.uri().clone();
     let wants_upgrade = is_upgrade(request.headers());
     let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
-    let path_and_query =
-        request.uri().path_and_query().map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
-    match path_and_query.parse() {
-        Ok(uri) => *request.uri_mut() = uri,
-        Err(_) => return status(StatusCode::BAD_REQUEST, "BadRequest", "malformed request target"),
+    // kubectl sends origin-form targets (`/api?timeout=32s`); an absolute-form one
+    // (`http://127.0.0.1:8080/api`) is cut down to its path for the API server.
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        let origin = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
+        *request.uri_mut() = hyper::Uri::from(origin);
     }
     strip_hop_by_hop(request.headers_mut(), wants_upgrade);
     let mut response = match upstream.send(request).await {
@@ -106,11 +109,11 @@ async fn handle(upstream: &Upstream, mut request: Request<Incoming>) -> Response
                 _ => (StatusCode::BAD_GATEWAY, "BadGateway"),
             };
             let message = format!("keystation kube proxy: {}", crate::error::describe(&error));
-            tracing::warn!(%method, path, "{message}");
+            tracing::warn!(%method, path = uri.path(), "{message}");
             return status(code, reason, &message);
         }
     };
-    tracing::debug!(%method, path, status = response.status().as_u16(), "forwarded");
+    tracing::debug!(%method, path = uri.path(), status = response.status().as_u16(), "forwarded");
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut response);

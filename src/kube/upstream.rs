@@ -25,16 +25,20 @@ use super::presence::CardPresence;
 
 /// How long a TCP connect to the API server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many kept-alive connections the pool holds at most.
-const MAX_IDLE: usize = 32;
+/// How many kept-alive connections the pool holds at most, busy ones included (a
+/// connection goes back as soon as its response head is in, while the body may still
+/// stream, as a `kubectl get -w` does for minutes).
+const MAX_POOLED: usize = 256;
 
 /// The body type of what the proxy sends back to its clients.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// Where and how to reach the API server.
 pub struct Upstream {
-    /// `host:port`, for the `Host` header.
+    /// `host:port`, for messages.
     authority: String,
+    /// The same, as the `Host` header of every request.
+    host_header: hyper::header::HeaderValue,
     host: String,
     port: u16,
     server_name: ServerName<'static>,
@@ -69,13 +73,16 @@ impl Upstream {
         tls: Arc<rustls::ClientConfig>,
         reuse: bool,
         presence: watch::Receiver<CardPresence>,
-    ) -> Self {
+    ) -> Result<Self, KubeError> {
         let authority = match host.parse::<std::net::Ipv6Addr>() {
             Ok(_) => format!("[{host}]:{port}"),
             Err(_) => format!("{host}:{port}"),
         };
-        Self {
+        let host_header = hyper::header::HeaderValue::from_str(&authority)
+            .map_err(|_| KubeError::BadServer(authority.clone()))?;
+        Ok(Self {
             authority,
+            host_header,
             host,
             port,
             server_name,
@@ -83,7 +90,7 @@ impl Upstream {
             reuse,
             idle: Mutex::new(Vec::new()),
             presence,
-        }
+        })
     }
 
     /// The card's presence, as the proxy watches it.
@@ -109,11 +116,7 @@ impl Upstream {
         mut request: Request<Incoming>,
     ) -> Result<Response<Incoming>, KubeError> {
         let removals = self.card_generation()?;
-        request.headers_mut().insert(
-            hyper::header::HOST,
-            hyper::header::HeaderValue::from_str(&self.authority)
-                .map_err(|_| KubeError::BadServer(self.authority.clone()))?,
-        );
+        request.headers_mut().insert(hyper::header::HOST, self.host_header.clone());
         let mut sender = match self.take_idle(removals) {
             Some(sender) => sender,
             None => self.connect(removals).await?,
@@ -140,7 +143,8 @@ impl Upstream {
 
     fn put_idle(&self, sender: http1::SendRequest<Incoming>, removals: u64) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
+        idle.retain(|i| i.removals == removals && !i.sender.is_closed());
+        if idle.len() < MAX_POOLED {
             idle.push(Idle { sender, removals });
         }
     }
