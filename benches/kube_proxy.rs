@@ -31,6 +31,9 @@
 #![allow(clippy::print_stderr, clippy::expect_used, clippy::unwrap_used)]
 
 // nginx.rs finds the PKI as `super::test_pki`: both sit at the crate root here.
+// Only `wait_for_card` is used here.
+#[allow(dead_code)]
+mod common;
 #[path = "../tests/support/nginx.rs"]
 mod nginx;
 #[path = "../tests/support/test_pki.rs"]
@@ -106,18 +109,6 @@ impl Drop for Bridge {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// Waits until pcscd reports the card in `reader`.
-fn wait_for_card(reader: &str) {
-    let context =
-        keystation_pcsc::PcscContext::establish().unwrap_or_else(|e| panic!("pcscd: {e}; {HINT}"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !context.readers().unwrap_or_default().iter().any(|r| r.name == reader && r.card_present)
-    {
-        assert!(Instant::now() < deadline, "the software card did not appear in {reader}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -508,8 +499,12 @@ fn kube_proxy(c: &mut Criterion) {
     let port = std::env::var("KEYSTATION_TEST_VPCD_PORT").unwrap_or_else(|_| panic!("{HINT}"));
     let reader = std::env::var("KEYSTATION_TEST_VPCD_READER").unwrap_or_else(|_| panic!("{HINT}"));
     let home = tempfile::tempdir().unwrap();
+    let context =
+        keystation_pcsc::PcscContext::establish().unwrap_or_else(|e| panic!("pcscd: {e}; {HINT}"));
+    // Another benchmark's card may still be leaving the reader.
+    common::wait_for_card(&context, &reader, false);
     let _bridge = Bridge::start(&port);
-    wait_for_card(&reader);
+    common::wait_for_card(&context, &reader, true);
 
     let pki = Pki::new().unwrap();
     let nginx_dir = home.path().join("nginx");

@@ -15,7 +15,6 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use keystation::simulate;
@@ -46,6 +45,9 @@ fn connect() -> (Bridge, PcscCard) {
                 scripts/with-pcscd cargo bench --features test-vpcd --bench pcscd";
     let port = std::env::var("KEYSTATION_TEST_VPCD_PORT").unwrap_or_else(|_| panic!("{hint}"));
     let reader = std::env::var("KEYSTATION_TEST_VPCD_READER").unwrap_or_else(|_| panic!("{hint}"));
+    let context = PcscContext::establish().unwrap_or_else(|e| panic!("pcscd: {e}; {hint}"));
+    // Another benchmark's card may still be leaving the reader.
+    common::wait_for_card(&context, &reader, false);
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = Arc::clone(&stop);
@@ -60,20 +62,7 @@ fn connect() -> (Bridge, PcscCard) {
         })
     };
     let bridge = Bridge { stop, thread: Some(thread) };
-    let context = PcscContext::establish().unwrap_or_else(|e| panic!("pcscd: {e}; {hint}"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let present = context
-            .readers()
-            .unwrap_or_default()
-            .iter()
-            .any(|r| r.name == reader && r.card_present);
-        if present {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the software card did not appear in {reader}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_card(&context, &reader, true);
     let card = context.connect(&reader, ShareMode::Exclusive).unwrap_or_else(|e| panic!("{e}"));
     (bridge, card)
 }

@@ -49,3 +49,24 @@ pub(crate) fn signature_key(channel: &mut Channel<'_>, attributes: &[u8], input:
     ok(channel, &sign);
     sign
 }
+
+/// Waits until pcscd reports `reader` with a card (`present`) or without one. Benchmarks
+/// that plug a software card into vpcd wait for the previous one to be gone first: a
+/// connection made in between would reach the card that is going away.
+#[cfg(feature = "pcsc")]
+#[allow(dead_code)]
+pub(crate) fn wait_for_card(context: &keystation_pcsc::PcscContext, reader: &str, present: bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let readers = context.readers().unwrap_or_default();
+        if readers.iter().any(|r| r.name == reader && r.card_present == present) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the card in {reader} did not {} within 20 s",
+            if present { "appear" } else { "go" }
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
