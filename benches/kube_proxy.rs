@@ -23,7 +23,8 @@
 //! ```
 //!
 //! Without the private pcscd it stops at once with that hint. `KEYSTATION_BENCH_CONNECTIONS`
-//! changes the throughput cases' concurrency. After each throughput case it prints how
+//! changes the throughput cases' concurrency; `KEYSTATION_BENCH_SERVICE_MS=N` has nginx
+//! wait N ms before each answer (see [`service_time`]). After each throughput case it prints how
 //! many TLS connections nginx accepted for how many requests (nginx's `stub_status`),
 //! which shows whether the proxy reuses its upstream connections, and the CPU time per
 //! request of the client, the proxy and nginx's worker (from /proc), which shows where
@@ -69,6 +70,24 @@ const BATCH: usize = 200;
 const BATCH_DEFAULT_MODE: usize = 40;
 /// The path every request asks for, and how its answer starts.
 const PATH: &str = "/api";
+/// The same answer after `KEYSTATION_BENCH_SERVICE_MS` of server time (see
+/// [`service_time`]).
+const SLOW_PATH: &str = "/api-after-service-time";
+
+/// `KEYSTATION_BENCH_SERVICE_MS=N` makes every benchmarked request wait N ms in nginx
+/// before the answer (`echo_sleep` of Debian's `libnginx-mod-http-echo`), as an API
+/// server that does real work (or sits across a network) would: the proxy's cost is then
+/// set against a realistic request time instead of nginx's 10 µs canned answer.
+fn service_time() -> Option<f64> {
+    std::env::var("KEYSTATION_BENCH_SERVICE_MS").ok().map(|ms| {
+        ms.parse().unwrap_or_else(|_| panic!("KEYSTATION_BENCH_SERVICE_MS={ms:?} is not a number"))
+    })
+}
+
+/// The path the benchmarked requests ask for.
+fn bench_path() -> &'static str {
+    if service_time().is_some() { SLOW_PATH } else { PATH }
+}
 const ANSWER_START: &[u8] = br#"{"kind":"APIVersions""#;
 /// nginx's connection counters (`stub_status`), reachable with the client certificate.
 const STATUS_PATH: &str = "/keystation-bench-status";
@@ -300,7 +319,7 @@ impl Client {
 
 /// GET /api on `sender`'s connection, which must succeed.
 async fn get_api(sender: &mut SendRequest<Empty<Bytes>>) {
-    let (status, body) = get(sender, PATH).await;
+    let (status, body) = get(sender, bench_path()).await;
     assert!(
         status == StatusCode::OK && body.starts_with(ANSWER_START),
         "{status}: {}",
@@ -509,10 +528,23 @@ fn kube_proxy(c: &mut Criterion) {
     let pki = Pki::new().unwrap();
     let nginx_dir = home.path().join("nginx");
     std::fs::create_dir(&nginx_dir).unwrap();
-    let nginx_options = NginxOptions {
+    let mut nginx_options = NginxOptions {
         extra_server_config: format!("        location = {STATUS_PATH} {{ stub_status; }}\n"),
         ..NginxOptions::default()
     };
+    if let Some(ms) = service_time() {
+        let module = "/usr/lib/nginx/modules/ngx_http_echo_module.so";
+        assert!(
+            Path::new(module).exists(),
+            "KEYSTATION_BENCH_SERVICE_MS needs nginx's echo module: apt-get install libnginx-mod-http-echo"
+        );
+        nginx_options.main_config = format!("load_module {module};");
+        let answer = String::from_utf8_lossy(ANSWER_START);
+        nginx_options.extra_server_config += &format!(
+            "        location = {SLOW_PATH} {{ default_type application/json; echo_sleep {}; echo '{answer}}}'; }}\n",
+            ms / 1000.0
+        );
+    }
     let nginx = Nginx::start(&nginx_dir, &pki, &nginx_options).unwrap();
     let proxy_yml = setup(home.path(), &nginx, &pki, &reader);
 
