@@ -52,7 +52,8 @@ pub enum KubeError {
     /// The kubeconfig could not be read or resolved.
     #[error(transparent)]
     Kubeconfig(#[from] keystation_kubeconfig::Error),
-    /// A PIV command step (card search, management key, slot name) failed.
+    /// A card, certificate or PIV command step (card search, management key, slot name)
+    /// failed; the same errors `keystation piv` reports.
     #[error(transparent)]
     PivCmd(#[from] crate::piv_cmd::PivCmdError),
     /// The kubeconfig's server is unusable for the proxy.
@@ -86,24 +87,6 @@ pub enum KubeError {
         slot: String,
         /// Why.
         reason: String,
-    },
-    /// A PIV operation failed.
-    #[error("{what}")]
-    Piv {
-        /// What was being done.
-        what: String,
-        /// The card's or the transport's error.
-        #[source]
-        source: keystation_piv::Error,
-    },
-    /// An X.509 or PEM object could not be read or made.
-    #[error("{what}")]
-    X509 {
-        /// What was being done.
-        what: String,
-        /// The cause.
-        #[source]
-        source: keystation_x509::Error,
     },
     /// The card is out of its reader.
     #[error("the card is not present")]
@@ -173,7 +156,9 @@ impl KubeError {
     /// Whether the card (or the link to it) failed, so the next use must connect again.
     pub fn card_failed(&self) -> bool {
         match self {
-            Self::Piv { source, .. } => matches!(source, keystation_piv::Error::Transport { .. }),
+            Self::PivCmd(crate::piv_cmd::PivCmdError::Piv { source, .. }) => {
+                matches!(source, keystation_piv::Error::Transport { .. })
+            }
             Self::CardAbsent | Self::NoCard { .. } => true,
             _ => false,
         }
@@ -181,12 +166,12 @@ impl KubeError {
 
     pub(crate) fn piv(what: impl Into<String>) -> impl FnOnce(keystation_piv::Error) -> Self {
         let what = what.into();
-        move |source| Self::Piv { what, source }
+        move |source| Self::PivCmd(crate::piv_cmd::PivCmdError::Piv { what, source })
     }
 
     pub(crate) fn x509(what: impl Into<String>) -> impl FnOnce(keystation_x509::Error) -> Self {
         let what = what.into();
-        move |source| Self::X509 { what, source }
+        move |source| Self::PivCmd(crate::piv_cmd::PivCmdError::X509 { what, source })
     }
 }
 
