@@ -53,6 +53,42 @@ pub trait Card: Send {
     }
 }
 
+/// A [`Card`] that counts the command APDUs sent through it into a counter the caller
+/// owns (card clients report it as `apdus_sent`). Everything else is passed through.
+pub struct CountingCard<'a> {
+    inner: &'a mut dyn Card,
+    sent: &'a mut u64,
+}
+
+impl<'a> CountingCard<'a> {
+    /// Counts into `sent` what is transmitted to `inner`.
+    pub fn new(inner: &'a mut dyn Card, sent: &'a mut u64) -> Self {
+        Self { inner, sent }
+    }
+}
+
+impl Card for CountingCard<'_> {
+    fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, Error> {
+        *self.sent += 1;
+        self.inner.transmit(command, response)
+    }
+    fn begin_transaction(&mut self) -> Result<(), Error> {
+        self.inner.begin_transaction()
+    }
+    fn end_transaction(&mut self) -> Result<(), Error> {
+        self.inner.end_transaction()
+    }
+    fn take_reset(&mut self) -> bool {
+        self.inner.take_reset()
+    }
+    fn atr(&self) -> Option<&[u8]> {
+        self.inner.atr()
+    }
+    fn supports_extended_length(&self) -> bool {
+        self.inner.supports_extended_length()
+    }
+}
+
 impl<C: Card + ?Sized> Card for Box<C> {
     fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, Error> {
         (**self).transmit(command, response)

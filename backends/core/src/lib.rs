@@ -28,7 +28,7 @@ mod status;
 pub mod tlv;
 
 pub use apdu::{Command, Le, Response};
-pub use card::{Card, Transaction};
+pub use card::{Card, CountingCard, Transaction};
 pub use channel::{Channel, ChannelOptions};
 pub use error::{Error, KeyFault, TlvFault, TransportFailure};
 pub use keygen::KeyGen;

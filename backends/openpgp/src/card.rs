@@ -3,7 +3,8 @@
 use keystation_core::key::{KeyAlgorithm, PublicKey};
 use keystation_core::keygen::{OpenPgpKeySlot, SignInput, TouchPolicy};
 use keystation_core::{
-    Card, Channel, ChannelOptions, Command, Le, Response, SecretBytes, SecretKey, StatusWord,
+    Card, Channel, ChannelOptions, Command, CountingCard, Le, Response, SecretBytes, SecretKey,
+    StatusWord,
 };
 use tracing::debug;
 use zeroize::Zeroizing;
@@ -47,29 +48,6 @@ const DEFAULT_MAX_PIN_LEN: usize = 127;
 /// first happen to be right.
 const BLOCKING_PINS: [[u8; 8]; 2] = [[0x40; 8], [0x41; 8]];
 
-/// A [`Card`] that counts the APDUs it transmits.
-struct Counted<'a> {
-    inner: &'a mut dyn Card,
-    sent: &'a mut u64,
-}
-
-impl Card for Counted<'_> {
-    fn transmit(
-        &mut self,
-        command: &[u8],
-        response: &mut [u8],
-    ) -> Result<usize, keystation_core::Error> {
-        *self.sent += 1;
-        self.inner.transmit(command, response)
-    }
-    fn atr(&self) -> Option<&[u8]> {
-        self.inner.atr()
-    }
-    fn supports_extended_length(&self) -> bool {
-        self.inner.supports_extended_length()
-    }
-}
-
 /// The transport half of a session: the card, the APDU counter and how to talk to it.
 struct Link<'c> {
     card: &'c mut dyn Card,
@@ -93,7 +71,7 @@ impl Link<'_> {
             }
             _ => command,
         };
-        let mut counted = Counted { inner: &mut *self.card, sent: &mut self.apdus };
+        let mut counted = CountingCard::new(&mut *self.card, &mut self.apdus);
         let options = ChannelOptions { extended_length: extended, max_response_len: 65_536 };
         let mut channel = Channel::with_options(&mut counted, options);
         channel.transmit(command).map_err(|e| Error::from_core(operation, e))

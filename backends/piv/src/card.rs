@@ -3,7 +3,7 @@
 use keystation_core::key::{HashAlgorithm, KeyAlgorithm, PublicKey, RsaBits};
 use keystation_core::keygen::{PinPolicy, PivSlot, TouchPolicy};
 use keystation_core::{Card, Channel, Command, Le, Response, SecretBytes, SecretKey, StatusWord};
-use keystation_core::{Error as CoreError, tlv};
+use keystation_core::{CountingCard, tlv};
 use rand_core::{OsRng, RngCore};
 use tracing::debug;
 use zeroize::Zeroizing;
@@ -49,25 +49,6 @@ const MGMT_REF: u8 = 0x9B;
 const V5_7: FirmwareVersion = FirmwareVersion(5, 7, 0);
 /// Firmware that brought GET METADATA.
 const V5_3: FirmwareVersion = FirmwareVersion(5, 3, 0);
-
-/// A [`Card`] that counts the APDUs it transmits.
-struct Counted<'a> {
-    inner: &'a mut dyn Card,
-    sent: &'a mut u64,
-}
-
-impl Card for Counted<'_> {
-    fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, CoreError> {
-        *self.sent += 1;
-        self.inner.transmit(command, response)
-    }
-    fn atr(&self) -> Option<&[u8]> {
-        self.inner.atr()
-    }
-    fn supports_extended_length(&self) -> bool {
-        self.inner.supports_extended_length()
-    }
-}
 
 /// A session with the PIV application (NIST SP 800-73-4) of one card, with Yubico's
 /// extensions where the card has them.
@@ -249,7 +230,7 @@ impl<'c> PivCard<'c> {
     /// Sends one command (with chaining and GET RESPONSE) and returns the response,
     /// whatever its status.
     fn exchange(&mut self, operation: Operation, command: &Command) -> Result<Response, Error> {
-        let mut counted = Counted { inner: &mut *self.card, sent: &mut self.apdus };
+        let mut counted = CountingCard::new(&mut *self.card, &mut self.apdus);
         Channel::new(&mut counted).transmit(command).map_err(|e| Error::from_core(operation, e))
     }
 
