@@ -96,6 +96,20 @@ pub struct GlobalArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<Token>,
 
+    /// File holding the token (e.g. a systemd credential: %d/token)
+    ///
+    /// [env: KEYSTATION_TOKEN_FILE] [default: none]
+    #[arg(long = "token-file", global = true, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+
+    /// Allow the token over plain http:// to a host that is not loopback: true or false
+    ///
+    /// [env: KEYSTATION_GRPC_ALLOW_PLAINTEXT] [default: false]
+    #[arg(long = "grpc-allow-plaintext", global = true, value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_allow_plaintext: Option<String>,
+
     /// How many times to look for a card before a job fails
     ///
     /// [env: KEYSTATION_SMARTCARD_RETRIES, YUBIKEY_RETRIES] [default: 1]
@@ -173,9 +187,13 @@ pub struct GlobalArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_passphrase_file: Option<String>,
 
-    /// PINs after provisioning: keep, set (from the PIN files) or random
+    /// PINs after provisioning: auto, unattended, random, set (from the PIN files) or keep
     ///
-    /// [env: KEYSTATION_PIN_POLICY] [default: random]
+    /// auto is unattended for `station` (user PIN left at 123456 for the holder to change,
+    /// admin PIN random and not kept, or from --admin-pin-file) and random for `provision`
+    /// (both PINs random, printed in the result).
+    ///
+    /// [env: KEYSTATION_PIN_POLICY] [default: auto]
     #[arg(long = "pin-policy", global = true, value_name = "POLICY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pin_policy: Option<String>,
@@ -187,7 +205,7 @@ pub struct GlobalArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_pin_file: Option<String>,
 
-    /// File holding the new admin PIN (--pin-policy set)
+    /// File holding the new admin PIN (--pin-policy set or unattended)
     ///
     /// [env: KEYSTATION_ADMIN_PIN_FILE] [default: none]
     #[arg(long = "admin-pin-file", global = true, value_name = "PATH")]
@@ -207,6 +225,13 @@ pub struct GlobalArgs {
     #[arg(long = "reset", global = true, value_name = "BOOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<String>,
+
+    /// Where the station notes the job it runs, to bound retries after a crash
+    ///
+    /// [env: KEYSTATION_STATE_DIR] [default: $STATE_DIRECTORY, else none]
+    #[arg(long = "state-dir", global = true, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
 }
 
 /// The subcommands.
@@ -491,6 +516,9 @@ pub enum ConfigCommand {
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
+    /// Print a config file with every key commented out, its meaning and its default
+    /// (e.g. `keystation config template > /etc/keystation/station.toml`).
+    Template,
 }
 
 /// `keystation card …`
@@ -546,6 +574,7 @@ pub fn execute(
         Command::Config(ConfigCommand::Show { format }) => {
             config::show::write(loaded, *format, out)?;
         }
+        Command::Config(ConfigCommand::Template) => config::show::write_template(out)?,
         #[cfg(feature = "pcsc")]
         Command::Card(CardCommand::List) => {
             crate::cards::list(loaded.settings.reader.as_deref(), out)?;

@@ -204,14 +204,73 @@ choice! {
 choice! {
     /// What a provisioning job does with the card's PINs (`--pin-policy`).
     PinPolicy {
-        /// Leave the PINs as they are (after a reset: the factory PINs 123456/12345678).
-        Keep => "keep",
+        /// [`Unattended`](Self::Unattended) for the station, which has no console, and
+        /// [`Random`](Self::Random) for `keystation provision`, whose output is read by
+        /// the person at the keyboard ([`PinPolicy::for_command`]).
+        #[default]
+        Auto => "auto",
+        /// For a station nobody watches: the user PIN is left as it is (after the reset:
+        /// the factory PIN 123456, which the holder changes, as with a new card) and the
+        /// admin PIN is set from `admin_pin_file`, or to random digits that nobody is told —
+        /// so no card leaves the station with the factory admin PIN.
+        Unattended => "unattended",
+        /// Set fresh random PINs and hand them over in keystation's result output (never
+        /// in a log): printed by `provision`, written to the console (`/dev/tty`) by the
+        /// station, which therefore needs one.
+        Random => "random",
         /// Set them from `user_pin_file` and `admin_pin_file`.
         Set => "set",
-        /// Set fresh random PINs and hand them over in keystation's result output (never
-        /// in a log), so no card leaves the station with factory PINs.
-        #[default]
-        Random => "random",
+        /// Leave the PINs as they are (after a reset: the factory PINs 123456/12345678).
+        Keep => "keep",
+    }
+}
+
+/// Which command a provisioning runs under; [`PinPolicy::Auto`] depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Attendance {
+    /// `keystation provision`: someone reads the output.
+    Attended,
+    /// `keystation station`: a service with no console, whose results go to defguard.
+    Unattended,
+}
+
+impl PinPolicy {
+    /// The policy a provisioning under `attendance` follows: [`Auto`](Self::Auto) resolved,
+    /// any other policy as configured.
+    pub fn for_command(self, attendance: Attendance) -> Self {
+        match (self, attendance) {
+            (Self::Auto, Attendance::Attended) => Self::Random,
+            (Self::Auto, Attendance::Unattended) => Self::Unattended,
+            (policy, _) => policy,
+        }
+    }
+
+    /// What provisioning under this (resolved) policy does with the PINs, in words for a
+    /// log line, `config show` and the README; `admin_from_file` tells whether
+    /// `admin_pin_file` is set. Holds no PIN.
+    pub fn describe(self, attendance: Attendance, admin_from_file: bool) -> &'static str {
+        match (self.for_command(attendance), attendance) {
+            (Self::Unattended, _) if admin_from_file => {
+                "user PIN left at the factory value 123456 for the holder to change; admin PIN \
+                 set from admin_pin_file"
+            }
+            (Self::Unattended, _) => {
+                "user PIN left at the factory value 123456 for the holder to change; admin PIN \
+                 set to a random value that nobody is told (a factory reset of the OpenPGP \
+                 application is the way back)"
+            }
+            (Self::Random, Attendance::Attended) => {
+                "random user and admin PINs, printed in the result"
+            }
+            (Self::Random, Attendance::Unattended) => {
+                "random user and admin PINs, shown on the station's console (/dev/tty)"
+            }
+            (Self::Set, _) => "user and admin PINs set from user_pin_file and admin_pin_file",
+            (Self::Keep | Self::Auto, _) => {
+                "PINs left as they are (after the reset: the factory PINs 123456 and 12345678)"
+            }
+        }
     }
 }
 
@@ -266,6 +325,12 @@ pub struct Settings {
     /// The authorization token from defguard's Provisioners page (`--token`,
     /// `DEFGUARD_TOKEN`). Secret.
     pub token: Option<Token>,
+    /// File holding the token (`--token-file`), read when the station starts; e.g. a
+    /// systemd credential. Never set together with `token`.
+    pub token_file: Option<PathBuf>,
+    /// Whether the token may travel over plain `http://` to a host that is not loopback
+    /// (`--grpc-allow-plaintext`).
+    pub grpc_allow_plaintext: bool,
     /// How many times to look for a card before a job fails (`--smartcard-retries`,
     /// `YUBIKEY_RETRIES`).
     pub smartcard_retries: u32,
@@ -304,6 +369,9 @@ pub struct Settings {
     pub touch_policy: TouchPolicy,
     /// Whether provisioning resets the card's OpenPGP application first (`--reset`).
     pub reset: bool,
+    /// Where the station notes the job it is running (`--state-dir`); `None`: systemd's
+    /// `$STATE_DIRECTORY` when set, else nowhere.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -315,6 +383,8 @@ impl Default for Settings {
             grpc_url: DEFAULT_GRPC_URL.to_owned(),
             grpc_ca: None,
             token: None,
+            token_file: None,
+            grpc_allow_plaintext: false,
             smartcard_retries: DEFAULT_SMARTCARD_RETRIES,
             smartcard_retry_interval: Duration::from_secs(DEFAULT_SMARTCARD_RETRY_INTERVAL_SECS),
             gpg_debug_level: GpgDebugLevel::default(),
@@ -331,15 +401,40 @@ impl Default for Settings {
             admin_pin_file: None,
             touch_policy: TouchPolicy::default(),
             reset: true,
+            state_dir: None,
         }
     }
 }
 
-/// Reads a secret (a PIN, a passphrase) from `path` at the moment it is needed: the bytes
-/// of the file without one trailing line ending (`\n` or `\r\n`). The result is zeroized
-/// when dropped; so is every intermediate copy made here.
+/// The largest secret file (PIN, passphrase, token) keystation reads: far above any real
+/// one, small enough that a wrong path (a disk image, `/dev/zero`) fails at once.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// The largest config file keystation reads.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads at most `max` bytes of `path`: the whole file, or an `InvalidData` error naming the
+/// limit when it is longer. The bytes are zeroized when dropped (files may hold secrets).
+pub fn read_capped(path: &Path, max: u64) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes; not read"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads a secret (a PIN, a passphrase, a token) from `path` at the moment it is needed:
+/// the bytes of the file without one trailing line ending (`\n` or `\r\n`), at most
+/// [`MAX_SECRET_FILE_BYTES`]. The result is zeroized when dropped; so is every
+/// intermediate copy made here.
 pub fn read_secret_file(path: &Path) -> io::Result<SecretBytes> {
-    let mut bytes = zeroize::Zeroizing::new(std::fs::read(path)?);
+    let mut bytes = read_capped(path, MAX_SECRET_FILE_BYTES)?;
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
         if bytes.last() == Some(&b'\r') {

@@ -358,11 +358,11 @@ impl Pin {
 
 /// A file's bytes without trailing line ends, in zeroizing memory.
 pub fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretBytes, PivCmdError> {
-    let bytes = SecretBytes::new(std::fs::read(path).map_err(|source| PivCmdError::File {
-        what,
-        path: path.into(),
-        source,
-    })?);
+    let bytes = SecretBytes::new(
+        crate::config::read_capped(path, crate::config::MAX_SECRET_FILE_BYTES)
+            .map_err(|source| PivCmdError::File { what, path: path.into(), source })?
+            .to_vec(),
+    );
     let text = bytes.expose();
     let end = text.iter().rposition(|b| !matches!(b, b'\n' | b'\r' | b' ')).map_or(0, |i| i + 1);
     Ok(SecretBytes::copy_from(&text[..end]))
@@ -468,11 +468,8 @@ pub fn slot_public_key(
 
 /// The PEM blocks of a file.
 fn read_pem_file(path: &Path) -> Result<Vec<keystation_x509::pem::PemBlock>, PivCmdError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PivCmdError::File {
-        what: "cannot read",
-        path: path.into(),
-        source,
-    })?;
+    let bytes = read_file(path)?;
+    let text = String::from_utf8_lossy(&bytes);
     keystation_x509::pem::decode_all(&text).map_err(x509_err(format!("{}", path.display())))
 }
 
@@ -516,12 +513,21 @@ fn emit(out: &mut dyn Write, file: Option<&Path>, bytes: &[u8]) -> Result<(), cr
     Ok(())
 }
 
-fn read_certificate_file(path: &Path) -> Result<keystation_x509::Certificate, PivCmdError> {
-    let bytes = std::fs::read(path).map_err(|source| PivCmdError::File {
+/// The largest key, certificate or request file `piv` reads (a certificate chain fits in
+/// a fraction of it).
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// A key, certificate or request file, at most [`MAX_FILE_BYTES`].
+fn read_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, PivCmdError> {
+    crate::config::read_capped(path, MAX_FILE_BYTES).map_err(|source| PivCmdError::File {
         what: "cannot read",
         path: path.into(),
         source,
-    })?;
+    })
+}
+
+fn read_certificate_file(path: &Path) -> Result<keystation_x509::Certificate, PivCmdError> {
+    let bytes = read_file(path)?;
     let parsed = if bytes.starts_with(b"-----") || bytes.iter().take(64).all(u8::is_ascii) {
         keystation_x509::Certificate::from_pem(&String::from_utf8_lossy(&bytes))
     } else {

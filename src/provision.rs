@@ -207,6 +207,14 @@ pub enum PinPlan {
     /// [`Provisioned::new_pins`].
     #[default]
     Random,
+    /// For a station nobody watches: the user PIN stays as it is (after the reset, the
+    /// factory PIN, which the holder changes) and the admin PIN becomes `admin`, or 8
+    /// random digits that are not returned — nobody learns them, so the card's keys and
+    /// data can only be replaced after a factory reset. [`Provisioned::new_pins`] is `None`.
+    Unattended {
+        /// The admin PIN to set (e.g. an organisation's, from a file), or `None` for random.
+        admin: Option<SecretBytes>,
+    },
 }
 
 impl fmt::Debug for PinPlan {
@@ -215,6 +223,8 @@ impl fmt::Debug for PinPlan {
             Self::Keep => "Keep",
             Self::Set { .. } => "Set { [redacted] }",
             Self::Random => "Random",
+            Self::Unattended { admin: None } => "Unattended { admin: random }",
+            Self::Unattended { admin: Some(_) } => "Unattended { admin: [redacted] }",
         })
     }
 }
@@ -372,9 +382,15 @@ pub fn provision(
             "a backup of keys generated on the card (they cannot leave it)".to_owned(),
         ));
     }
-    if let PinPlan::Set { user, admin } = &profile.pins {
-        check_pin_length("user PIN", user, MIN_USER_PIN)?;
-        check_pin_length("admin PIN", admin, MIN_ADMIN_PIN)?;
+    match &profile.pins {
+        PinPlan::Set { user, admin } => {
+            check_pin_length("user PIN", user, MIN_USER_PIN)?;
+            check_pin_length("admin PIN", admin, MIN_ADMIN_PIN)?;
+        }
+        PinPlan::Unattended { admin: Some(admin) } => {
+            check_pin_length("admin PIN", admin, MIN_ADMIN_PIN)?;
+        }
+        _ => {}
     }
     let mut pgp = OpenPgpCard::select_activating(card).step(STEP_SELECT)?;
     tracing::info!(
@@ -455,7 +471,7 @@ pub fn provision(
     tracing::info!("fingerprints, generation times and cardholder data written");
 
     let new_pins = match &profile.pins {
-        PinPlan::Keep => None,
+        PinPlan::Keep | PinPlan::Unattended { .. } => None,
         PinPlan::Set { user, admin } => Some(NewPins { user: user.clone(), admin: admin.clone() }),
         PinPlan::Random => Some(NewPins {
             user: random_digits(rng, 6).step("make a random user PIN")?,
@@ -466,6 +482,14 @@ pub fn provision(
         pgp.change_pin(PinRef::Pw1, &user_pin, &pins.user).step("change the user PIN")?;
         pgp.change_pin(PinRef::Pw3, &admin_pin, &pins.admin).step("change the admin PIN")?;
         tracing::info!("user and admin PINs changed");
+    }
+    if let PinPlan::Unattended { admin } = &profile.pins {
+        let new_admin = match admin {
+            Some(admin) => admin.clone(),
+            None => random_digits(rng, 8).step("make a random admin PIN")?,
+        };
+        pgp.change_pin(PinRef::Pw3, &admin_pin, &new_admin).step("change the admin PIN")?;
+        tracing::info!("admin PIN changed; user PIN left for the holder to change");
     }
     pgp.forget_user_pin();
 

@@ -45,6 +45,14 @@
 //! `shutdown_grace` to finish; its outcome (success, or "aborted by station shutdown") is
 //! reported within the same bound, and the station exits with status 0.
 //!
+//! # The station dying mid-job
+//!
+//! The release build aborts on a panic (`panic = "abort"`), and a station can also be
+//! killed or lose power. The job then stays queued in defguard and is offered again when
+//! systemd restarts the station; it is run again, at most [`journal::MAX_STARTS`] times in
+//! all, and then reported as failed (see [`journal`]; needs `state_dir`, which the systemd
+//! unit provides as `StateDirectory=`).
+//!
 //! # Secrets
 //!
 //! The token is only ever put into the request metadata, marked sensitive; it is never
@@ -56,6 +64,8 @@ pub mod job;
 mod backoff;
 #[cfg(feature = "grpc")]
 mod client;
+#[cfg(feature = "grpc")]
+mod journal;
 #[cfg(feature = "grpc")]
 mod runner;
 
@@ -83,6 +93,13 @@ pub struct StationSettings {
     pub grpc_ca: Option<PathBuf>,
     /// The authorization token.
     pub token: Option<Token>,
+    /// File to read the token from when [`token`](Self::token) is `None` (a systemd
+    /// credential, say); read once, when the station starts.
+    pub token_file: Option<PathBuf>,
+    /// Whether the token may go over plain `http://` to a host that is not loopback.
+    pub allow_plaintext: bool,
+    /// Where the station notes the job it runs ([`journal`]); `None`: no notes.
+    pub state_dir: Option<PathBuf>,
     /// The protobuf package to speak.
     pub package: GrpcPackage,
     /// Time between two `GetJob` calls.
@@ -119,6 +136,17 @@ impl StationSettings {
             grpc_url: settings.grpc_url.clone(),
             grpc_ca: settings.grpc_ca.clone(),
             token: settings.token.clone(),
+            token_file: settings.token_file.clone(),
+            allow_plaintext: settings.grpc_allow_plaintext,
+            state_dir: settings
+                .state_dir
+                .clone()
+                .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
+                // systemd may list several directories, separated by colons: use the first.
+                .map(|dir| match dir.to_str().and_then(|d| d.split(':').next()) {
+                    Some(first) => PathBuf::from(first),
+                    None => dir,
+                }),
             package: settings.grpc_package,
             poll_interval: settings.poll_interval,
             card_search: CardSearch::new(
@@ -146,6 +174,33 @@ pub enum StationError {
     /// The token cannot travel in gRPC metadata.
     #[error("the authorization token must be printable ASCII")]
     TokenNotAscii,
+    /// The token file cannot be read.
+    #[error("cannot read the token file {} (token_file): {reason}", path.display())]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The token would cross the network unencrypted.
+    #[error(
+        "refusing to send the authorization token over plain http:// to {host}, which is not \
+         this machine: use https:// (with --ca-file for a private CA), or set \
+         grpc_allow_plaintext = true (--grpc-allow-plaintext true) if the network between \
+         them is trusted"
+    )]
+    Plaintext {
+        /// The host in the URL.
+        host: String,
+    },
+    /// The state directory cannot hold the station's notes.
+    #[error("cannot use the state directory {} (state_dir): {reason}", path.display())]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// defguard refused the token.
     #[error(
         "defguard rejected the authorization token ({detail}): check DEFGUARD_TOKEN against \

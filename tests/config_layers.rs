@@ -122,6 +122,8 @@ fn defaults() {
         ("grpc_url", "http://127.0.0.1:50055"),
         ("grpc_ca", "(unset)"),
         ("token", "(unset)"),
+        ("token_file", "(unset)"),
+        ("grpc_allow_plaintext", "false"),
         ("smartcard_retries", "1"),
         ("smartcard_retry_interval", "15"),
         ("gpg_debug_level", "none"),
@@ -133,11 +135,12 @@ fn defaults() {
         ("key_location", "card"),
         ("backup_file", "(unset)"),
         ("backup_passphrase_file", "(unset)"),
-        ("pin_policy", "random"),
+        ("pin_policy", "auto"),
         ("user_pin_file", "(unset)"),
         ("admin_pin_file", "(unset)"),
         ("touch_policy", "off"),
         ("reset", "true"),
+        ("state_dir", "(unset)"),
     ];
     assert_eq!(table.len(), expected.len(), "{table:?}");
     for (key, value) in expected {
@@ -152,6 +155,7 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
     ("log_format", "json", "\"json\""),
     ("grpc_url", "https://defguard.example:444", "\"https://defguard.example:444\""),
     ("grpc_ca", "/etc/ca.pem", "\"/etc/ca.pem\""),
+    ("grpc_allow_plaintext", "true", "true"),
     ("smartcard_retries", "5", "5"),
     ("smartcard_retry_interval", "3", "3"),
     ("gpg_debug_level", "guru", "\"guru\""),
@@ -168,6 +172,7 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
     ("admin_pin_file", "/etc/admin.pin", "\"/etc/admin.pin\""),
     ("touch_policy", "cached-fixed", "\"cached-fixed\""),
     ("reset", "false", "false"),
+    ("state_dir", "/var/lib/ks", "\"/var/lib/ks\""),
 ];
 
 #[test]
@@ -192,6 +197,7 @@ const EVERY_VARIABLE: &[(&str, &str, &str, Option<&str>)] = &[
     ("log_format", "json", "KEYSTATION_LOG_FORMAT", None),
     ("grpc_url", "https://defguard.example:444", "KEYSTATION_GRPC_URL", Some("GRPC_URL")),
     ("grpc_ca", "/etc/ca.pem", "KEYSTATION_GRPC_CA", Some("GRPC_CA")),
+    ("grpc_allow_plaintext", "true", "KEYSTATION_GRPC_ALLOW_PLAINTEXT", None),
     ("smartcard_retries", "5", "KEYSTATION_SMARTCARD_RETRIES", Some("YUBIKEY_RETRIES")),
     (
         "smartcard_retry_interval",
@@ -213,6 +219,7 @@ const EVERY_VARIABLE: &[(&str, &str, &str, Option<&str>)] = &[
     ("admin_pin_file", "/etc/admin.pin", "KEYSTATION_ADMIN_PIN_FILE", None),
     ("touch_policy", "cached-fixed", "KEYSTATION_TOUCH_POLICY", None),
     ("reset", "false", "KEYSTATION_RESET", None),
+    ("state_dir", "/var/lib/ks", "KEYSTATION_STATE_DIR", None),
 ];
 
 #[test]
@@ -267,6 +274,7 @@ fn command_line_sets_every_key() {
         ("log_format", "--log-format"),
         ("grpc_url", "--grpc"),
         ("grpc_ca", "--ca-file"),
+        ("grpc_allow_plaintext", "--grpc-allow-plaintext"),
         ("smartcard_retries", "--smartcard-retries"),
         ("smartcard_retry_interval", "--smartcard-retry-interval"),
         ("gpg_debug_level", "--gpg-debug-level"),
@@ -283,6 +291,7 @@ fn command_line_sets_every_key() {
         ("admin_pin_file", "--admin-pin-file"),
         ("touch_policy", "--touch-policy"),
         ("reset", "--reset"),
+        ("state_dir", "--state-dir"),
     ];
     let mut args = vec!["--token", SECRET];
     for (key, flag) in flags {
@@ -628,7 +637,7 @@ fn station_and_profile_values_are_validated() {
     assert_eq!(
         station.error(&["--pin-policy", "factory"]),
         "invalid value \"factory\" for pin_policy (from command line --pin-policy): expected one \
-         of keep, set, random"
+         of auto, unattended, random, set, keep"
     );
     assert_eq!(
         station.error(&["--touch-policy", "always"]),
@@ -740,7 +749,12 @@ fn jail_station_settings_are_typed() {
         assert!(!s.reset);
 
         let d = config::Settings::default();
-        assert_eq!(d.pin_policy, config::PinPolicy::Random, "factory PINs are not left in place");
+        assert_eq!(d.pin_policy, config::PinPolicy::Auto);
+        let attended = config::Attendance::Attended;
+        let unattended = config::Attendance::Unattended;
+        assert_eq!(d.pin_policy.for_command(attended), config::PinPolicy::Random);
+        assert_eq!(d.pin_policy.for_command(unattended), config::PinPolicy::Unattended);
+        assert_eq!(config::PinPolicy::Set.for_command(unattended), config::PinPolicy::Set);
         assert!(d.reset);
         assert_eq!(d.poll_interval, std::time::Duration::from_secs(1));
         Ok(())
@@ -1062,4 +1076,91 @@ fn non_utf8_value_is_an_error_naming_the_variable() {
         "error: invalid value for token (from environment variable DEFGUARD_TOKEN): expected \
          valid UTF-8 text"
     );
+}
+
+#[test]
+fn token_file_is_a_path_and_excludes_token() {
+    let station = Station::new().env("KEYSTATION_TOKEN_FILE", "/run/credentials/token");
+    let table = station.show(&[]);
+    assert_entry(
+        &table,
+        "token_file",
+        "/run/credentials/token",
+        "environment variable KEYSTATION_TOKEN_FILE",
+    );
+    assert_entry(&table, "token", "(unset)", "default");
+    let both = Station::new().env("KEYSTATION_TOKEN_FILE", "/t").env("DEFGUARD_TOKEN", SECRET);
+    let output = both.run(&["config", "show"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_no_secret(&output);
+    assert_eq!(
+        text(&output.stderr).trim_end(),
+        "error: invalid value \"/t\" for token_file (from environment variable \
+         KEYSTATION_TOKEN_FILE): expected token or token_file, not both"
+    );
+}
+
+#[test]
+fn config_show_says_what_happens_to_the_pins() {
+    let shown = text(&Station::new().run(&["config", "show"]).stdout);
+    assert!(
+        shown.contains(
+            "PINs, station:   user PIN left at the factory value 123456 for the holder to \
+             change; admin PIN set to a random value that nobody is told"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("PINs, provision: random user and admin PINs, printed in the result"),
+        "{shown}"
+    );
+    let station = Station::new();
+    let pin = station.file("admin.pin", "87654321\n");
+    let shown = text(
+        &station
+            .run(&["config", "show", "--format", "json", "--admin-pin-file", pin.to_str().unwrap()])
+            .stdout,
+    );
+    assert!(
+        shown.contains(
+            "\"pins\": {\"station\": \"user PIN left at the factory value 123456 for the holder \
+             to change; admin PIN set from admin_pin_file\""
+        ),
+        "{shown}"
+    );
+    let shown = text(&Station::new().run(&["config", "show", "--pin-policy", "random"]).stdout);
+    assert!(
+        shown.contains(
+            "PINs, station:   random user and admin PINs, shown on the station's console"
+        ),
+        "{shown}"
+    );
+}
+
+#[test]
+fn config_template_names_every_key_and_loads_uncommented() {
+    let station = Station::new();
+    let output = station.run(&["config", "template"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let template = text(&output.stdout);
+    let shown = station.show(&[]);
+    for key in shown.keys() {
+        assert!(template.contains(&format!("\n#{key} = ")), "{key} missing:\n{template}");
+    }
+    // Uncommenting every setting line gives a file that loads and changes nothing, except
+    // the keys without a default, whose empty value means "unset" (and token stays unset).
+    let uncommented: String = template
+        .lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(setting) if setting.contains(" = ") && !setting.starts_with(' ') => {
+                format!("{setting}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    let path = station.file("station.toml", &uncommented);
+    let table = station.show(&["--config", path.to_str().unwrap()]);
+    for (key, (value, _)) in &shown {
+        assert_eq!(&table[key].0, value, "{key}");
+    }
 }

@@ -15,10 +15,18 @@ pub(crate) struct KeySpec {
     pub(crate) env: &'static [&'static str],
     /// The value is a secret: never shown, never echoed in errors.
     pub(crate) secret: bool,
+    /// What the key means and which values it takes, in one or two sentences: the
+    /// comment above the key in `keystation config template`.
+    pub(crate) about: &'static str,
 }
 
-const fn key(key: &'static str, flag: &'static str, env: &'static [&'static str]) -> KeySpec {
-    KeySpec { key, flag, env, secret: false }
+const fn key(
+    key: &'static str,
+    flag: &'static str,
+    env: &'static [&'static str],
+    about: &'static str,
+) -> KeySpec {
+    KeySpec { key, flag, env, secret: false, about }
 }
 
 // The key names.
@@ -28,6 +36,8 @@ pub(crate) const LOG_FORMAT: &str = "log_format";
 pub(crate) const GRPC_URL: &str = "grpc_url";
 pub(crate) const GRPC_CA: &str = "grpc_ca";
 pub(crate) const TOKEN: &str = "token";
+pub(crate) const TOKEN_FILE: &str = "token_file";
+pub(crate) const GRPC_ALLOW_PLAINTEXT: &str = "grpc_allow_plaintext";
 pub(crate) const SMARTCARD_RETRIES: &str = "smartcard_retries";
 pub(crate) const SMARTCARD_RETRY_INTERVAL: &str = "smartcard_retry_interval";
 pub(crate) const GPG_DEBUG_LEVEL: &str = "gpg_debug_level";
@@ -44,49 +54,178 @@ pub(crate) const USER_PIN_FILE: &str = "user_pin_file";
 pub(crate) const ADMIN_PIN_FILE: &str = "admin_pin_file";
 pub(crate) const TOUCH_POLICY: &str = "touch_policy";
 pub(crate) const RESET: &str = "reset";
+pub(crate) const STATE_DIR: &str = "state_dir";
 
 /// Every configuration key, in display order.
 pub(crate) const KEYS: &[KeySpec] = &[
-    key(ID, "--id", &["KEYSTATION_ID", "WORKER_ID", "ID"]),
-    key(LOG_LEVEL, "--log-level", &["KEYSTATION_LOG_LEVEL", "LOG_LEVEL"]),
-    key(LOG_FORMAT, "--log-format", &["KEYSTATION_LOG_FORMAT"]),
-    key(GRPC_URL, "--grpc", &["KEYSTATION_GRPC_URL", "GRPC_URL"]),
-    key(GRPC_CA, "--ca-file", &["KEYSTATION_GRPC_CA", "GRPC_CA"]),
+    key(
+        ID,
+        "--id",
+        &["KEYSTATION_ID", "WORKER_ID", "ID"],
+        "The station's name in defguard's Provisioners page.",
+    ),
+    key(
+        LOG_LEVEL,
+        "--log-level",
+        &["KEYSTATION_LOG_LEVEL", "LOG_LEVEL"],
+        "error, warn, info, debug or trace (trace logs every APDU, secrets redacted).",
+    ),
+    key(
+        LOG_FORMAT,
+        "--log-format",
+        &["KEYSTATION_LOG_FORMAT"],
+        "text or json; logs go to stderr (the journal under systemd).",
+    ),
+    key(
+        GRPC_URL,
+        "--grpc",
+        &["KEYSTATION_GRPC_URL", "GRPC_URL"],
+        "defguard's gRPC endpoint, http:// or https://.",
+    ),
+    key(
+        GRPC_CA,
+        "--ca-file",
+        &["KEYSTATION_GRPC_CA", "GRPC_CA"],
+        "PEM CA certificate that verifies defguard's TLS certificate (then TLS is used).",
+    ),
     KeySpec {
         key: TOKEN,
         flag: "--token",
         env: &["KEYSTATION_TOKEN", "DEFGUARD_TOKEN"],
         secret: true,
+        about: "The token from defguard's Provisioners page. Secret: prefer token_file.",
     },
+    key(
+        TOKEN_FILE,
+        "--token-file",
+        &["KEYSTATION_TOKEN_FILE"],
+        "File holding the token (e.g. a systemd credential, %d/token); instead of token.",
+    ),
+    key(
+        GRPC_ALLOW_PLAINTEXT,
+        "--grpc-allow-plaintext",
+        &["KEYSTATION_GRPC_ALLOW_PLAINTEXT"],
+        "Allow sending the token over plain http:// to a host that is not loopback.",
+    ),
     key(
         SMARTCARD_RETRIES,
         "--smartcard-retries",
         &["KEYSTATION_SMARTCARD_RETRIES", "YUBIKEY_RETRIES"],
+        "How many times a job looks for a card before it fails.",
     ),
     key(
         SMARTCARD_RETRY_INTERVAL,
         "--smartcard-retry-interval",
         &["KEYSTATION_SMARTCARD_RETRY_INTERVAL", "YUBIKEY_RETRY_INTERVAL"],
+        "Seconds between looks for a card.",
     ),
-    key(GPG_DEBUG_LEVEL, "--gpg-debug-level", &["KEYSTATION_GPG_DEBUG_LEVEL", "GPG_DEBUG_LEVEL"]),
-    key(READER, "--reader", &["KEYSTATION_READER"]),
-    key(SHARE_MODE, "--share-mode", &["KEYSTATION_SHARE_MODE"]),
-    key(GRPC_PACKAGE, "--grpc-package", &["KEYSTATION_GRPC_PACKAGE"]),
-    key(POLL_INTERVAL, "--poll-interval", &["KEYSTATION_POLL_INTERVAL"]),
-    key(ALGORITHM, "--algorithm", &["KEYSTATION_ALGORITHM"]),
-    key(KEY_LOCATION, "--key-location", &["KEYSTATION_KEY_LOCATION"]),
-    key(BACKUP_FILE, "--backup-file", &["KEYSTATION_BACKUP_FILE"]),
-    key(BACKUP_PASSPHRASE_FILE, "--backup-passphrase-file", &["KEYSTATION_BACKUP_PASSPHRASE_FILE"]),
-    key(PIN_POLICY, "--pin-policy", &["KEYSTATION_PIN_POLICY"]),
-    key(USER_PIN_FILE, "--user-pin-file", &["KEYSTATION_USER_PIN_FILE"]),
-    key(ADMIN_PIN_FILE, "--admin-pin-file", &["KEYSTATION_ADMIN_PIN_FILE"]),
-    key(TOUCH_POLICY, "--touch-policy", &["KEYSTATION_TOUCH_POLICY"]),
-    key(RESET, "--reset", &["KEYSTATION_RESET"]),
+    key(
+        GPG_DEBUG_LEVEL,
+        "--gpg-debug-level",
+        &["KEYSTATION_GPG_DEBUG_LEVEL", "GPG_DEBUG_LEVEL"],
+        "Accepted for compatibility with defguard's provisioner; keystation runs no gpg.",
+    ),
+    key(
+        READER,
+        "--reader",
+        &["KEYSTATION_READER"],
+        "Use only PC/SC readers whose name contains this text.",
+    ),
+    key(
+        SHARE_MODE,
+        "--share-mode",
+        &["KEYSTATION_SHARE_MODE"],
+        "How jobs open the card: exclusive or shared.",
+    ),
+    key(
+        GRPC_PACKAGE,
+        "--grpc-package",
+        &["KEYSTATION_GRPC_PACKAGE"],
+        "defguard.worker.v1 (current defguard) or worker (older cores).",
+    ),
+    key(
+        POLL_INTERVAL,
+        "--poll-interval",
+        &["KEYSTATION_POLL_INTERVAL"],
+        "How often the station asks for a job (500ms, 1s, 2m); defguard wants 2s or less.",
+    ),
+    key(
+        ALGORITHM,
+        "--algorithm",
+        &["KEYSTATION_ALGORITHM"],
+        "auto, ed25519, nistp256, nistp384, rsa2048, rsa3072 or rsa4096.",
+    ),
+    key(
+        KEY_LOCATION,
+        "--key-location",
+        &["KEYSTATION_KEY_LOCATION"],
+        "card (generated on the card) or host (generated in memory, imported, zeroized).",
+    ),
+    key(
+        BACKUP_FILE,
+        "--backup-file",
+        &["KEYSTATION_BACKUP_FILE"],
+        "With key_location = host: write the passphrase-encrypted secret keys here.",
+    ),
+    key(
+        BACKUP_PASSPHRASE_FILE,
+        "--backup-passphrase-file",
+        &["KEYSTATION_BACKUP_PASSPHRASE_FILE"],
+        "File holding the backup's passphrase.",
+    ),
+    key(
+        PIN_POLICY,
+        "--pin-policy",
+        &["KEYSTATION_PIN_POLICY"],
+        "auto (station: unattended; provision: random), unattended (user PIN left at \
+         123456 for the holder to change, admin PIN random and not kept, or from \
+         admin_pin_file), random (shown on a console), set (from the PIN files) or keep.",
+    ),
+    key(
+        USER_PIN_FILE,
+        "--user-pin-file",
+        &["KEYSTATION_USER_PIN_FILE"],
+        "File holding the new user PIN (pin_policy = set).",
+    ),
+    key(
+        ADMIN_PIN_FILE,
+        "--admin-pin-file",
+        &["KEYSTATION_ADMIN_PIN_FILE"],
+        "File holding the new admin PIN (pin_policy = set or unattended).",
+    ),
+    key(
+        TOUCH_POLICY,
+        "--touch-policy",
+        &["KEYSTATION_TOUCH_POLICY"],
+        "off, on, fixed, cached or cached-fixed.",
+    ),
+    key(
+        RESET,
+        "--reset",
+        &["KEYSTATION_RESET"],
+        "Factory-reset the card's OpenPGP application before provisioning.",
+    ),
+    key(
+        STATE_DIR,
+        "--state-dir",
+        &["KEYSTATION_STATE_DIR"],
+        "Where the station notes the job it is running, so that a job that keeps killing \
+         the station is failed, not retried forever (default: $STATE_DIRECTORY).",
+    ),
 ];
 
 /// Whether `key` holds a file path (for the "expected" text of its errors).
 pub(crate) fn is_path(key: &str) -> bool {
-    matches!(key, GRPC_CA | BACKUP_FILE | BACKUP_PASSPHRASE_FILE | USER_PIN_FILE | ADMIN_PIN_FILE)
+    matches!(
+        key,
+        GRPC_CA
+            | TOKEN_FILE
+            | BACKUP_FILE
+            | BACKUP_PASSPHRASE_FILE
+            | USER_PIN_FILE
+            | ADMIN_PIN_FILE
+            | STATE_DIR
+    )
 }
 
 /// The variable that names the config file (not a key itself: it selects a layer).

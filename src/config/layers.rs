@@ -51,6 +51,11 @@ impl Layer {
         self.not_unicode.contains(key)
     }
 
+    /// This layer's value for `key`, if it sets one.
+    pub(super) fn value(&self, key: &str) -> Option<&Value> {
+        self.values.get(key)
+    }
+
     /// The config file this layer names, with what named it.
     pub(super) fn config_path(&self) -> Option<(PathBuf, Origin)> {
         self.config.clone()
@@ -77,11 +82,12 @@ impl Provider for Layer {
 pub(super) fn defaults() -> Layer {
     let d = Settings::default();
     let mut layer = Layer::new("default");
-    let values: [(&'static str, Value); 15] = [
+    let values: [(&'static str, Value); 16] = [
         (keys::ID, d.id.into()),
         (keys::LOG_LEVEL, d.log_level.as_str().into()),
         (keys::LOG_FORMAT, d.log_format.as_str().into()),
         (keys::GRPC_URL, d.grpc_url.clone().into()),
+        (keys::GRPC_ALLOW_PLAINTEXT, d.grpc_allow_plaintext.into()),
         (keys::SMARTCARD_RETRIES, d.smartcard_retries.into()),
         (keys::SMARTCARD_RETRY_INTERVAL, d.smartcard_retry_interval.as_secs().into()),
         (keys::GPG_DEBUG_LEVEL, d.gpg_debug_level.as_str().into()),
@@ -102,13 +108,18 @@ pub(super) fn defaults() -> Layer {
 
 /// The TOML file at `path` (absolute), named by `named_by`.
 pub(super) fn config_file(path: &Path, named_by: &Origin) -> Result<Layer, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::ReadFile {
+    // The text may hold the token: the buffers wipe themselves once parsed.
+    let read_error = |error| ConfigError::ReadFile {
         path: path.to_path_buf(),
         named_by: named_by.clone(),
         error,
-    })?;
-    // The text may hold the token: wipe it once parsed.
-    let text = Zeroizing::new(text);
+    };
+    let bytes = super::read_capped(path, super::MAX_CONFIG_FILE_BYTES).map_err(read_error)?;
+    let text = Zeroizing::new(
+        std::str::from_utf8(&bytes)
+            .map(str::to_owned)
+            .map_err(|_| read_error(std::io::Error::other("not valid UTF-8")))?,
+    );
     let mut data = Toml::string(&text).data().map_err(|error| ConfigError::FileSyntax {
         path: path.to_path_buf(),
         detail: sanitize_toml_error(&error.kind.to_string()),

@@ -5,7 +5,17 @@
 
 use std::io::{self, Write};
 
-use super::{Entry, Loaded, Origin, ShownValue};
+use super::{Attendance, Entry, Loaded, Origin, ShownValue};
+
+/// What the configured PIN policy does under each command: `(station, provision)`.
+fn pin_plans(loaded: &Loaded) -> (&'static str, &'static str) {
+    let s = &loaded.settings;
+    let admin_file = s.admin_pin_file.is_some();
+    (
+        s.pin_policy.describe(Attendance::Unattended, admin_file),
+        s.pin_policy.describe(Attendance::Attended, admin_file),
+    )
+}
 
 /// Output format of `config show`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -41,6 +51,9 @@ fn write_text(loaded: &Loaded, out: &mut dyn Write) -> io::Result<()> {
     for [key, value, source] in &rows {
         writeln!(out, "{key:key_width$}  {value:value_width$}  {source}")?;
     }
+    let (station, provision) = pin_plans(loaded);
+    writeln!(out, "\nPINs, station:   {station}")?;
+    writeln!(out, "PINs, provision: {provision}")?;
     match &loaded.config_file {
         Some(file) => {
             writeln!(out, "\nconfig file: {} (named by {})", file.path.display(), file.named_by)
@@ -60,6 +73,13 @@ fn write_json(loaded: &Loaded, out: &mut dyn Write) -> io::Result<()> {
         )?,
         None => writeln!(out, "  \"config_file\": null,")?,
     }
+    let (station, provision) = pin_plans(loaded);
+    writeln!(
+        out,
+        "  \"pins\": {{\"station\": {}, \"provision\": {}}},",
+        json_string(station),
+        json_string(provision)
+    )?;
     writeln!(out, "  \"settings\": {{")?;
     let last = loaded.entries.len().saturating_sub(1);
     for (i, entry) in loaded.entries.iter().enumerate() {
@@ -108,6 +128,52 @@ fn json_origin(origin: &Origin) -> String {
             format!(r#"{{"layer": "command_line", "flag": {}}}"#, json_string(flag))
         }
     }
+}
+
+/// `keystation config template`: a TOML config file with every key commented out, each
+/// under a comment saying what it means and its environment variables, set to its
+/// built-in default (keys without one show an empty value, which means "unset"). Written
+/// from the key table, so no key can be missing; a file with every line uncommented loads.
+pub fn write_template(out: &mut dyn Write) -> io::Result<()> {
+    let defaults = super::layers::defaults();
+    writeln!(out, "# keystation configuration (TOML). Every key is commented out and shows its")?;
+    writeln!(
+        out,
+        "# built-in default. Precedence, lowest first: this file < ./.env < ./.env.local"
+    )?;
+    writeln!(out, "# < environment < command line. `keystation config show` prints the result.")?;
+    for spec in super::keys::KEYS {
+        writeln!(out)?;
+        for line in wrap(spec.about, 86) {
+            writeln!(out, "# {line}")?;
+        }
+        writeln!(out, "# ({}; {})", spec.flag, spec.env.join(", "))?;
+        let value = match defaults.value(spec.key) {
+            Some(figment::value::Value::String(_, text)) => json_string(text),
+            Some(figment::value::Value::Bool(_, b)) => b.to_string(),
+            Some(figment::value::Value::Num(_, n)) => {
+                n.to_u128().map_or_else(|| "0".to_owned(), |n| n.to_string())
+            }
+            _ => "\"\"".to_owned(),
+        };
+        writeln!(out, "#{} = {value}", spec.key)?;
+    }
+    Ok(())
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + word.len() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
 }
 
 /// `text` as a JSON string literal.

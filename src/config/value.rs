@@ -35,6 +35,7 @@ const EXPECTED_BACKUP_PASSPHRASE: Mismatch =
     "a backup_passphrase_file as well (a backup is always encrypted)";
 const EXPECTED_PIN_FILES: Mismatch =
     "pin_policy set to come with both user_pin_file and admin_pin_file";
+const EXPECTED_ONE_TOKEN: Mismatch = "token or token_file, not both";
 
 /// The merged layers, answering "which value won for this key, and from where".
 pub(super) struct Resolver<'a> {
@@ -170,6 +171,16 @@ impl<'a> Resolver<'a> {
             if token.is_some() { ShownValue::Redacted } else { ShownValue::Unset },
             origin,
         );
+        let (token_file, token_file_origin) =
+            self.optional(keys::TOKEN_FILE, |s: &str| PathBuf::from(s))?;
+        entry(
+            keys::TOKEN_FILE,
+            optional_text(token_file.as_deref().map(|p| p.to_string_lossy()).as_deref()),
+            token_file_origin.clone(),
+        );
+        let (grpc_allow_plaintext, origin) =
+            self.required(keys::GRPC_ALLOW_PLAINTEXT, d.grpc_allow_plaintext, boolean)?;
+        entry(keys::GRPC_ALLOW_PLAINTEXT, text(bool_text(grpc_allow_plaintext)), origin);
         let (smartcard_retries, origin) =
             self.required(keys::SMARTCARD_RETRIES, d.smartcard_retries, |v| {
                 unsigned(v).and_then(|n| u32::try_from(n).map_err(|_| EXPECTED_U32))
@@ -245,7 +256,9 @@ impl<'a> Resolver<'a> {
         )?;
         entry(keys::TOUCH_POLICY, text(touch_policy.as_str()), origin);
         let (reset, origin) = self.required(keys::RESET, d.reset, boolean)?;
-        entry(keys::RESET, text(if reset { "true" } else { "false" }), origin);
+        entry(keys::RESET, text(bool_text(reset)), origin);
+        let (state_dir, origin) = self.optional(keys::STATE_DIR, |s: &str| PathBuf::from(s))?;
+        entry(keys::STATE_DIR, path_text(state_dir.as_ref()), origin);
 
         // Keys that only make sense together.
         let conflict = |key, value: String, origin: Origin, expected| ConfigError::InvalidValue {
@@ -282,6 +295,15 @@ impl<'a> Resolver<'a> {
             ));
         }
 
+        if let (Some(_), Some(path)) = (&token, &token_file) {
+            return Err(conflict(
+                keys::TOKEN_FILE,
+                format!("{:?}", path.to_string_lossy()),
+                token_file_origin,
+                EXPECTED_ONE_TOKEN,
+            ));
+        }
+
         let settings = Settings {
             id,
             log_level,
@@ -289,6 +311,8 @@ impl<'a> Resolver<'a> {
             grpc_url,
             grpc_ca,
             token,
+            token_file,
+            grpc_allow_plaintext,
             smartcard_retries,
             smartcard_retry_interval: Duration::from_secs(interval),
             gpg_debug_level,
@@ -305,6 +329,7 @@ impl<'a> Resolver<'a> {
             admin_pin_file,
             touch_policy,
             reset,
+            state_dir,
         };
         Ok((settings, entries))
     }
@@ -400,6 +425,10 @@ fn boolean(value: &Value) -> Result<bool, Mismatch> {
         },
         _ => Err(EXPECTED_BOOL),
     }
+}
+
+fn bool_text(value: bool) -> &'static str {
+    if value { "true" } else { "false" }
 }
 
 fn grpc_url(value: &Value) -> Result<String, Mismatch> {

@@ -70,8 +70,8 @@ pub enum RunError {
     /// Random PINs would have nowhere to go.
     #[error(
         "pin_policy = random needs a console to show the new PINs on, and this station has \
-         no terminal (/dev/tty: {0}); use pin_policy = set with user_pin_file and \
-         admin_pin_file, or keep"
+         no terminal (/dev/tty: {0}); use pin_policy = unattended (the default for the \
+         station), or set with user_pin_file and admin_pin_file"
     )]
     NoConsole(std::io::Error),
     /// The job was aborted.
@@ -79,9 +79,13 @@ pub enum RunError {
     Aborted,
 }
 
-/// The provisioning profile the configuration describes. PIN and passphrase files are
-/// read now (zeroized buffers); the backup file path is returned alongside.
-pub fn profile(settings: &Settings) -> Result<(Profile, Option<PathBuf>), RunError> {
+/// The provisioning profile the configuration describes for a provisioning under
+/// `attendance` (which resolves `pin_policy = auto`). PIN and passphrase files are read now
+/// (zeroized buffers); the backup file path is returned alongside.
+pub fn profile(
+    settings: &Settings,
+    attendance: config::Attendance,
+) -> Result<(Profile, Option<PathBuf>), RunError> {
     let algorithm = match settings.algorithm {
         config::Algorithm::Auto => AlgorithmChoice::Auto,
         config::Algorithm::Ed25519 => AlgorithmChoice::Curve25519,
@@ -104,12 +108,18 @@ pub fn profile(settings: &Settings) -> Result<(Profile, Option<PathBuf>), RunErr
             source,
         })
     };
-    let pins = match settings.pin_policy {
-        config::PinPolicy::Keep => PinPlan::Keep,
+    let pins = match settings.pin_policy.for_command(attendance) {
+        config::PinPolicy::Keep | config::PinPolicy::Auto => PinPlan::Keep,
         config::PinPolicy::Random => PinPlan::Random,
         config::PinPolicy::Set => PinPlan::Set {
             user: read("the user PIN", &settings.user_pin_file)?,
             admin: read("the admin PIN", &settings.admin_pin_file)?,
+        },
+        config::PinPolicy::Unattended => PinPlan::Unattended {
+            admin: match &settings.admin_pin_file {
+                Some(_) => Some(read("the admin PIN", &settings.admin_pin_file)?),
+                None => None,
+            },
         },
     };
     let touch = Some(match settings.touch_policy {
@@ -351,7 +361,7 @@ pub fn one_shot(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), crate::Error> {
-    let (profile, backup_file) = profile(settings)?;
+    let (profile, backup_file) = profile(settings, config::Attendance::Attended)?;
     check_backup_target(backup_file.as_deref())?;
     let search = crate::station::CardSearch::new(
         settings.smartcard_retries,
@@ -410,7 +420,7 @@ impl StationJobs {
 
     fn run(&self, job: &JobRequest, abort: &AbortSignal) -> Result<JobReport, RunError> {
         let holder = Holder::new(&job.first_name, &job.last_name, &job.email)?;
-        let (profile, backup_file) = profile(&self.settings)?;
+        let (profile, backup_file) = profile(&self.settings, config::Attendance::Unattended)?;
         check_backup_target(backup_file.as_deref())?;
         // Random PINs need somewhere to go before the card is touched.
         let console = match profile.pins {
@@ -445,7 +455,11 @@ impl StationJobs {
             text.extend_from_slice(b"\n");
             console.write_all(&text).map_err(RunError::NoConsole)?;
         }
-        Ok(JobReport::new(done.certificate, done.ssh_key, done.serial))
+        let pins = self
+            .settings
+            .pin_policy
+            .describe(config::Attendance::Unattended, self.settings.admin_pin_file.is_some());
+        Ok(JobReport::new(done.certificate, done.ssh_key, done.serial).with_pins(pins))
     }
 }
 

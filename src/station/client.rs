@@ -11,7 +11,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::{StationError, StationSettings};
-use crate::config::GrpcPackage;
+use crate::config::{GrpcPackage, Token};
 use crate::proto::{defguard_worker_v1 as v1, worker as legacy};
 
 /// How long to wait for a TCP (and TLS) connection to defguard.
@@ -150,7 +150,12 @@ pub(crate) fn effective_url(settings: &StationSettings) -> String {
 /// Builds the client. Nothing is sent yet: the channel connects on the first call and
 /// reconnects by itself after the connection drops.
 pub(crate) fn connect(settings: &StationSettings, url: &str) -> Result<WorkerClient, StationError> {
-    let token = settings.token.as_ref().ok_or(StationError::NoToken)?;
+    refuse_plaintext(url, settings.allow_plaintext)?;
+    let token = match (&settings.token, &settings.token_file) {
+        (Some(token), _) => token.clone(),
+        (None, Some(path)) => read_token_file(path)?,
+        (None, None) => return Err(StationError::NoToken),
+    };
     let mut value =
         MetadataValue::try_from(token.expose()).map_err(|_| StationError::TokenNotAscii)?;
     value.set_sensitive(true);
@@ -187,12 +192,54 @@ pub(crate) fn connect(settings: &StationSettings, url: &str) -> Result<WorkerCli
     })
 }
 
+/// The token in `path` (one line; surrounding whitespace ignored), as systemd's
+/// `LoadCredential=` or a secrets mount provides it.
+fn read_token_file(path: &Path) -> Result<Token, StationError> {
+    let fail = |reason: String| StationError::TokenFile { path: path.to_owned(), reason };
+    let bytes = crate::config::read_secret_file(path).map_err(|error| fail(error.to_string()))?;
+    let text =
+        std::str::from_utf8(bytes.expose()).map_err(|_| fail("not UTF-8 text".to_owned()))?.trim();
+    if text.is_empty() {
+        return Err(fail("the file is empty".to_owned()));
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(fail("more than one line, or control characters".to_owned()));
+    }
+    Ok(Token::new(text.to_owned()))
+}
+
+/// Refuses `http://` to a host other than loopback unless `allowed`: the token would cross
+/// the network readable by anyone on the path.
+fn refuse_plaintext(url: &str, allowed: bool) -> Result<(), StationError> {
+    let Some(rest) = url.get(..7).filter(|s| s.eq_ignore_ascii_case("http://")).map(|_| &url[7..])
+    else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    if allowed {
+        tracing::warn!(
+            "sending the authorization token over plain http:// to {host} \
+             (grpc_allow_plaintext = true)"
+        );
+        return Ok(());
+    }
+    Err(StationError::Plaintext { host: host.to_owned() })
+}
+
 /// The CA file: readable, and PEM with at least one certificate (rustls would otherwise
 /// skip what it cannot parse and fail only at the first handshake).
 fn read_ca(path: &Path) -> Result<Certificate, StationError> {
-    let pem = std::fs::read(path).map_err(|error| StationError::CaFile {
-        path: path.to_owned(),
-        reason: error.to_string(),
+    let pem = crate::config::read_capped(path, 1024 * 1024).map_err(|error| {
+        StationError::CaFile { path: path.to_owned(), reason: error.to_string() }
     })?;
     let marker: &[u8] = b"-----BEGIN CERTIFICATE-----";
     if !pem.windows(marker.len()).any(|w| w == marker) {
@@ -201,7 +248,7 @@ fn read_ca(path: &Path) -> Result<Certificate, StationError> {
             reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".to_owned(),
         });
     }
-    Ok(Certificate::from_pem(pem))
+    Ok(Certificate::from_pem(pem.to_vec()))
 }
 
 /// An error and its sources, `: `-separated, without repeating a part already said (tonic's

@@ -83,6 +83,9 @@ pub struct JobReport {
     /// The card's serial number as defguard shows it (`JobStatus.yubikey_serial` is a
     /// string): decimal for a YubiKey.
     pub serial: String,
+    /// What the job did with the card's PINs, in words for the station's log (never a PIN;
+    /// defguard's protocol has no field for it).
+    pub pins: Option<&'static str>,
 }
 
 impl JobReport {
@@ -92,7 +95,20 @@ impl JobReport {
         ssh_key: impl Into<String>,
         serial: impl Into<String>,
     ) -> Self {
-        Self { public_key: public_key.into(), ssh_key: ssh_key.into(), serial: serial.into() }
+        Self {
+            public_key: public_key.into(),
+            ssh_key: ssh_key.into(),
+            serial: serial.into(),
+            pins: None,
+        }
+    }
+
+    /// The report, saying what the job did with the PINs (e.g. [`PinPolicy::describe`]).
+    ///
+    /// [`PinPolicy::describe`]: crate::config::PinPolicy::describe
+    pub fn with_pins(mut self, pins: &'static str) -> Self {
+        self.pins = Some(pins);
+        self
     }
 }
 

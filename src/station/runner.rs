@@ -10,6 +10,7 @@ use tonic::{Code, Status};
 use super::backoff::Backoff;
 use super::client::{self, Outcome, RawJob, Registered, WorkerClient};
 use super::job::{self, AbortSignal, JobRequest, Provision};
+use super::journal;
 use super::{StationError, StationSettings};
 use crate::config::GrpcPackage;
 
@@ -43,6 +44,19 @@ where
         );
     }
     let client = client::connect(&settings, &url)?;
+    let journal = match &settings.state_dir {
+        Some(dir) => Some(journal::Journal::open(dir).map_err(|error| StationError::StateDir {
+            path: dir.clone(),
+            reason: error.to_string(),
+        })?),
+        None => {
+            tracing::info!(
+                "no state_dir (nor systemd's STATE_DIRECTORY): a job during which the station \
+                 dies will be offered and run again without limit"
+            );
+            None
+        }
+    };
     let (notify, stop) = watch::channel(false);
     let watcher = tokio::spawn(async move {
         shutdown.await;
@@ -73,6 +87,7 @@ where
         outage: None,
         shutdown_deadline: None,
         last_job: None,
+        journal,
     };
     let result = station.serve().await;
     watcher.abort();
@@ -165,6 +180,8 @@ struct Station {
     /// The last job run and its outcome, until defguard's queue is seen empty: a job that
     /// comes back identical is reported again, not run again.
     last_job: Option<(RawJob, Outcome)>,
+    /// The note of the running job, when there is a state directory.
+    journal: Option<journal::Journal>,
 }
 
 impl Station {
@@ -202,6 +219,9 @@ impl Station {
                     let outcome = self.run_job(job.clone()).await;
                     self.last_job = Some((job, outcome.clone()));
                     self.deliver(outcome).await?;
+                    if let Some(Err(error)) = self.journal.as_ref().map(journal::Journal::finish) {
+                        tracing::warn!("cannot clear the note of the finished job: {error}");
+                    }
                     // Ask again at once: defguard may have queued more.
                     continue;
                 }
@@ -327,6 +347,26 @@ impl Station {
             return failed(job_id, error.message());
         }
 
+        if let Some(journal) = &self.journal {
+            match journal.start(job_id) {
+                Ok(journal::Start::Run(1)) => {}
+                Ok(journal::Start::Run(n)) => tracing::warn!(
+                    "job {job_id} was started {} time(s) before and the station stopped during \
+                     it; running it again (attempt {n} of {})",
+                    n - 1,
+                    journal::MAX_STARTS
+                ),
+                Ok(journal::Start::GiveUp) => {
+                    tracing::error!(
+                        "job {job_id}: the station stopped during each of its {} attempts; \
+                         reporting it as failed instead of running it again",
+                        journal::MAX_STARTS
+                    );
+                    return failed(job_id, GAVE_UP);
+                }
+                Err(error) => tracing::warn!("cannot note job {job_id}: {error}; running it"),
+            }
+        }
         let abort = AbortSignal::new();
         let mut work = {
             let provision = Arc::clone(&self.provision);
@@ -352,7 +392,16 @@ impl Station {
         heartbeat.abort();
         match finished {
             Some(Ok(Ok(report))) => {
-                tracing::info!("job {job_id} done: card serial {}", report.serial.escape_debug());
+                match report.pins {
+                    Some(pins) => tracing::info!(
+                        "job {job_id} done: card serial {}; {pins}",
+                        report.serial.escape_debug()
+                    ),
+                    None => tracing::info!(
+                        "job {job_id} done: card serial {}",
+                        report.serial.escape_debug()
+                    ),
+                }
                 Outcome {
                     job_id,
                     success: true,
@@ -370,6 +419,8 @@ impl Station {
                 tracing::warn!("job {job_id} failed: {error}");
                 failed(job_id, error.message())
             }
+            // Only in builds that unwind (tests): the release build aborts on a panic, and
+            // the journal bounds how often the restarted station takes the job again.
             Some(Err(join_error)) => {
                 tracing::error!("job {job_id}: provisioning crashed: {join_error}");
                 failed(job_id, "internal error in the station (provisioning crashed)")
@@ -499,6 +550,11 @@ async fn past_deadline(stop: &mut Stop, deadline: &mut Option<Instant>, grace: D
     let deadline = *deadline.get_or_insert_with(|| Instant::now() + grace);
     tokio::time::sleep_until(deadline.into()).await;
 }
+
+/// The error reported for a job the station died during too often.
+const GAVE_UP: &str = "the station stopped during each of 3 attempts at this job (a crash, \
+                       the out-of-memory killer or a power cut); it is not run again: see the \
+                       station's log";
 
 fn failed(job_id: u32, error: &str) -> Outcome {
     Outcome {
