@@ -62,20 +62,48 @@ impl Station {
         let (user, admin) = (dir.path().join("user.pin"), dir.path().join("admin.pin"));
         std::fs::write(&user, NEW_PW1).unwrap();
         std::fs::write(&admin, NEW_PW3).unwrap();
-        let log = dir.path().join("station.log");
-        let socket = std::env::var("PCSCLITE_CSOCK_NAME")
-            .expect("PCSCLITE_CSOCK_NAME is not set: run through scripts/with-pcscd");
-        let child = Command::new(env!("CARGO_BIN_EXE_keystation"))
-            .current_dir(dir.path())
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keystation"));
+        command
             .env_clear()
-            .env("PCSCLITE_CSOCK_NAME", socket)
             .env("DEFGUARD_TOKEN", TOKEN)
             .arg("station")
             .args(["--grpc", core_url, "--id", "e2e-station", "--poll-interval", "100ms"])
             .args(["--card", "pcsc", "--reader", reader, "--pin-policy", "set"])
             .args(["--user-pin-file", user.to_str().unwrap()])
             .args(["--admin-pin-file", admin.to_str().unwrap()])
-            .args(args)
+            .args(args);
+        Self::spawn(command, dir)
+    }
+
+    /// Starts the station as its systemd unit runs it: `setsid` puts it in a session of
+    /// its own with no controlling terminal, stdin is /dev/null, the PIN options are the
+    /// defaults, the token comes from a file (as from `LoadCredential=`) and there is a
+    /// state directory (`StateDirectory=`). `args` are added.
+    fn start_headless(core_url: &str, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+        let mut command = Command::new(tool("setsid"));
+        command
+            .env_clear()
+            .env("KEYSTATION_TOKEN_FILE", &token)
+            .env("STATE_DIRECTORY", dir.path().join("state"))
+            .arg(env!("CARGO_BIN_EXE_keystation"))
+            .arg("station")
+            .args(["--grpc", core_url, "--id", "e2e-station", "--poll-interval", "100ms"])
+            .args(args);
+        Self::spawn(command, dir)
+    }
+
+    /// Spawns `command` (whose environment it cleared) in `dir`, adding the private pcscd's
+    /// socket to the environment; stderr goes to `dir/station.log`.
+    fn spawn(mut command: Command, dir: tempfile::TempDir) -> Self {
+        let log = dir.path().join("station.log");
+        let socket = std::env::var("PCSCLITE_CSOCK_NAME")
+            .expect("PCSCLITE_CSOCK_NAME is not set: run through scripts/with-pcscd");
+        let child = command
+            .current_dir(dir.path())
+            .env("PCSCLITE_CSOCK_NAME", socket)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -383,6 +411,133 @@ async fn station_provisions_the_software_card_and_gpg_uses_it() {
     server.stop().await;
     drop(simulator);
     eprintln!("whole test: {:?}", started.elapsed());
+}
+
+/// The station as systemd runs it — no controlling terminal, stdin from /dev/null, default
+/// PIN options, the token from a file — provisions the software card; the user PIN is the
+/// factory one (gpg signs with 123456) and the admin PIN is not: gpg's admin command with
+/// 12345678 is refused by the card.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_station_with_default_pins_leaves_no_factory_admin_pin() {
+    let (core, server, url) = start_core().await;
+    let simulator = Simulator::start();
+    let mut station = Station::start_headless(&url, &["--reader", &simulator.reader]);
+
+    let job = core.enqueue("Ada", "Lovelace", "ada@example.com");
+    let done = station.report(&core, job, JOB_TIMEOUT).await;
+    let log = station.log();
+    assert!(done.success, "job failed: {}\n{log}", done.error);
+    assert_eq!(done.serial, SERIAL.to_string());
+    assert!(
+        log.contains(&format!(
+            "job {job} done: card serial {SERIAL}; user PIN left at the factory value 123456 for \
+             the holder to change; admin PIN set to a random value that nobody is told"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains(TOKEN), "the token reached the log:\n{log}");
+
+    // gpg with the factory PINs: the user PIN signs, the admin PIN is refused.
+    let gnupg = Gnupg::new(&simulator.reader);
+    let [sig, _, _] = import_and_check_card(&gnupg, &done.public_key, "Ada Lovelace");
+    sign_and_decrypt(&gnupg, &sig, false);
+    assert_eq!(field(&gnupg.card_status(), "PIN retry counter"), "3 0 3");
+    let output = gnupg.output(
+        &["--no-tty", "--command-fd", "0", "--status-fd", "2", "--card-edit"],
+        "admin\nname\nMallory\nFactory\nquit\n",
+    );
+    let session = String::from_utf8_lossy(&output.stderr);
+    assert!(!session.contains("[GNUPG:] SC_OP_SUCCESS"), "{session}");
+    assert!(session.contains("[GNUPG:] SC_OP_FAILURE"), "{session}");
+    // One wrong admin PIN is counted; the name was not changed.
+    let status = gnupg.card_status();
+    assert_eq!(field(&status, "PIN retry counter"), "3 0 2", "{status:#?}");
+    assert_eq!(field(&status, "Name of cardholder"), "Ada Lovelace");
+    drop(gnupg);
+
+    let status = station.terminate().await;
+    assert_eq!(status.code(), Some(0), "{}", station.log());
+    server.stop().await;
+}
+
+/// A station that dies during a job (the release build aborts on a panic; here SIGKILL)
+/// is offered the job again when it restarts, and runs it again — at most three starts in
+/// all; the fourth start reports the job failed without running it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_station_keeps_dying_in_is_failed_after_three_starts() {
+    let (core, server, url) = start_core().await;
+    // A reader filter nothing matches: the job waits for a card (100 looks, 1 s apart)
+    // until the station is killed, whatever other tests plug into vpcd meanwhile.
+    let reader = "keystation test: no such reader";
+    let job = core.enqueue("Ada", "Lovelace", "ada@example.com");
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let args = ["--reader", reader, "--smartcard-retries", "100", "--state-dir", state_dir];
+    for start in 1..=3 {
+        let mut station = Station::start_headless(&url, &args);
+        let deadline = Instant::now() + WAIT;
+        while !station.log().contains(&format!("job {job} received")) {
+            assert!(Instant::now() < deadline, "start {start}: no job:\n{}", station.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if start > 1 {
+            let again = format!(
+                "job {job} was started {} time(s) before and the station stopped during it; \
+                 running it again (attempt {start} of 3)",
+                start - 1
+            );
+            assert!(station.log().contains(&again), "{}", station.log());
+        }
+        station.child.kill().unwrap();
+        station.child.wait().unwrap();
+        assert!(core.done(job).is_none(), "a killed station reported job {job}");
+    }
+    let mut station = Station::start_headless(&url, &args);
+    let done = station.report(&core, job, WAIT).await;
+    assert!(!done.success);
+    assert!(done.error.starts_with("the station stopped during each of 3 attempts"), "{done:?}");
+    // The note is gone once the outcome is delivered; the station goes on serving.
+    let deadline = Instant::now() + WAIT;
+    while state.path().join("running-job").exists() {
+        assert!(Instant::now() < deadline, "the job's note stayed:\n{}", station.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(station.terminate().await.code(), Some(0), "{}", station.log());
+    server.stop().await;
+}
+
+/// The token never goes over plain http:// to a host other than loopback unless the
+/// operator says so. (0.0.0.0 reaches this machine, so nothing leaves it either way.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_a_host_that_is_not_loopback_is_refused() {
+    let mut station = Station::start_headless("http://0.0.0.0:9", &[]);
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = station.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running:\n{}", station.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(2), "{}", station.log());
+    assert!(
+        station.log().contains(
+            "error: refusing to send the authorization token over plain http:// to 0.0.0.0, \
+             which is not this machine"
+        ),
+        "{}",
+        station.log()
+    );
+    // Allowed explicitly: it starts (and warns).
+    let mut station =
+        Station::start_headless("http://0.0.0.0:9", &["--grpc-allow-plaintext", "true"]);
+    let deadline = Instant::now() + WAIT;
+    while !station.log().contains("sending the authorization token over plain http:// to 0.0.0.0") {
+        assert!(station.child.try_wait().unwrap().is_none(), "exited:\n{}", station.log());
+        assert!(Instant::now() < deadline, "no warning:\n{}", station.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(station.terminate().await.code(), Some(0), "{}", station.log());
 }
 
 /// `keystation provision --json` on the card in `reader`; returns the JSON.
