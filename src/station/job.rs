@@ -190,8 +190,10 @@ impl AbortSignal {
 ///
 /// It is blocking (cards are blocking devices) and runs on its own thread, one job at a
 /// time. The station has already checked the job's fields ([`validate`]). Check `abort`
-/// between steps and during waits ([`AbortSignal::wait`]); a panic is caught and
-/// reported as a failed job.
+/// between steps and during waits ([`AbortSignal::wait`]). Where panics unwind (test
+/// builds) a panic is reported as a failed job; the release build aborts on a panic, and
+/// the restarted station runs the job again, at most three times in all (the station's
+/// journal, see [`crate::station`]).
 pub trait Provision: Send + Sync + 'static {
     /// Runs `job` and returns what to report to defguard.
     fn provision(&self, job: &JobRequest, abort: &AbortSignal) -> Result<JobReport, JobError>;
