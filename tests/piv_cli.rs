@@ -13,7 +13,7 @@
 //! A missing tool, pcscd or peer binary fails the test that needs it, with a message
 //! saying how to provide it; nothing is skipped. The simulator tests share the vpcd
 //! reader "… 00 00" and run one at a time (the simulator guard's lock); the peer tests
-//! take turns in the second reader "… 00 01" (vpcd's port + 1).
+//! take turns in the second reader, "Virtual PCD 00 00" (vpcd's port + 1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/simulator.rs"]

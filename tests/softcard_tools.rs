@@ -64,9 +64,10 @@ fn squeeze(text: &str) -> Vec<String> {
     text.lines().map(|line| line.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
 }
 
-/// Checks `ykman openpgp info` and `ykman piv info` of a factory-fresh card.
-fn assert_ykman_applications(ykman: &Path, reader: &str) {
-    let openpgp = squeeze(&run(ykman, &["--reader", reader, "openpgp", "info"]));
+/// Checks plain `ykman openpgp info` and `ykman piv info` (no `--reader`, as a user types
+/// them) of a factory-fresh card.
+fn assert_ykman_applications(ykman: &Path) {
+    let openpgp = squeeze(&run(ykman, &["openpgp", "info"]));
     for expected in [
         "OpenPGP version: 3.4",
         &format!("Application version: {VERSION}"),
@@ -75,7 +76,7 @@ fn assert_ykman_applications(ykman: &Path, reader: &str) {
     ] {
         assert!(openpgp.iter().any(|line| line == expected), "{expected:?} missing:\n{openpgp:#?}");
     }
-    let piv = squeeze(&run(ykman, &["--reader", reader, "piv", "info"]));
+    let piv = squeeze(&run(ykman, &["piv", "info"]));
     for expected in ["PIN tries remaining: 3/3", "WARNING: Using default PIN!"] {
         assert!(piv.iter().any(|line| line == expected), "{expected:?} missing:\n{piv:#?}");
     }
@@ -107,35 +108,42 @@ fn card_list_shows_the_applications() {
     }
 }
 
+/// `ykman list` shows the software card, and only it: one YubiKey, as with one real key
+/// (the second vpcd reader is not named like a YubiKey).
+fn assert_one_yubikey(ykman: &Path) {
+    let list = run(ykman, &["list"]);
+    let expected = format!("YubiKey 5 NFC ({VERSION}) [OTP+FIDO+CCID] Serial: {SERIAL}");
+    assert_eq!(list.lines().collect::<Vec<_>>(), [expected.as_str()], "{list}");
+}
+
 #[test]
 fn ykman_4_identifies_the_yubikey() {
     let ykman = ykman(4);
-    let simulator = Simulator::start();
-    let info = run(&ykman, &["--reader", &simulator.reader, "info"]);
+    let _simulator = Simulator::start();
+    // As a user types it: no --reader, no --device.
+    let info = run(&ykman, &["info"]);
     assert_ykman_info(&info);
-    let list = run(&ykman, &["list"]);
-    let expected = format!("YubiKey 5 NFC ({VERSION}) [OTP+FIDO+CCID] Serial: {SERIAL}");
-    assert!(list.lines().any(|line| line == expected), "{expected:?} missing:\n{list}");
-    assert_ykman_applications(&ykman, &simulator.reader);
+    assert_one_yubikey(&ykman);
+    assert_ykman_applications(&ykman);
 }
 
 #[test]
 fn ykman_5_identifies_the_yubikey() {
     let ykman = ykman(5);
     let simulator = Simulator::start();
+    // As a user types it: no --reader, no --device.
+    let info = run(&ykman, &["info"]);
+    assert_ykman_info(&info);
     let info = run(&ykman, &["--reader", &simulator.reader, "info"]);
     assert_ykman_info(&info);
-    // Without --reader: ykman finds it by the reader name ("Yubico YubiKey …").
-    let list = run(&ykman, &["list"]);
-    let expected = format!("YubiKey 5 NFC ({VERSION}) [OTP+FIDO+CCID] Serial: {SERIAL}");
-    assert!(list.lines().any(|line| line == expected), "{expected:?} missing:\n{list}");
+    assert_one_yubikey(&ykman);
     let serial = SERIAL.to_string();
     let by_serial = run(&ykman, &["--device", &serial, "info"]);
     assert_ykman_info(&by_serial);
     // The OTP application over CCID: both slots empty.
     let otp = run(&ykman, &["--reader", &simulator.reader, "otp", "info"]);
     assert_eq!(otp.lines().collect::<Vec<_>>(), ["Slot 1: empty", "Slot 2: empty"], "{otp}");
-    assert_ykman_applications(&ykman, &simulator.reader);
+    assert_ykman_applications(&ykman);
     // WRITE CONFIG: disable OTP over USB; the device information says so afterwards.
     run(&ykman, &["--reader", &simulator.reader, "config", "usb", "--disable", "OTP", "--force"]);
     let info = squeeze(&run(&ykman, &["--reader", &simulator.reader, "info"]));

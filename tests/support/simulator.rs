@@ -18,12 +18,15 @@ use keystation_pcsc::PcscContext;
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
 /// The reader name `scripts/with-pcscd` configures, if it does not say otherwise.
 pub(crate) const DEFAULT_READER: &str = "Yubico YubiKey OTP+FIDO+CCID 00 00";
+/// The second vpcd reader's name when `KEYSTATION_TEST_VPCD_READER2` is not set
+/// (scripts/with-pcscd sets it): not named like a YubiKey, so that ykman sees one key.
+pub(crate) const DEFAULT_SECOND_READER: &str = "Virtual PCD 00 00";
 /// The identity the simulated card is given.
 pub(crate) const SERIAL: u32 = 12_345_678;
 pub(crate) const VERSION: &str = "5.4.3";
 
 /// Serialises the tests of one test binary per vpcd reader: the first reader ("… 00 00",
-/// on the vpcd port) and the second ("… 00 01", on port + 1).
+/// on the vpcd port) and the second ("Virtual PCD 00 00", on port + 1).
 static VPCD: [Mutex<()>; 2] = [Mutex::new(()), Mutex::new(())];
 
 /// What runs as the card.
@@ -103,12 +106,11 @@ impl Simulator {
     fn take_reader(program: CardProgram, index: u16) -> Self {
         let serial = VPCD[usize::from(index)].lock().unwrap_or_else(PoisonError::into_inner);
         vpcd_port();
-        let first =
-            std::env::var("KEYSTATION_TEST_VPCD_READER").unwrap_or_else(|_| DEFAULT_READER.into());
-        let reader = match (index, first.strip_suffix(" 00 00")) {
-            (0, _) => first,
-            (_, Some(base)) => format!("{base} 00 01"),
-            (_, None) => panic!("the first vpcd reader {first:?} does not end in \" 00 00\""),
+        let reader = match index {
+            0 => std::env::var("KEYSTATION_TEST_VPCD_READER")
+                .unwrap_or_else(|_| DEFAULT_READER.into()),
+            _ => std::env::var("KEYSTATION_TEST_VPCD_READER2")
+                .unwrap_or_else(|_| DEFAULT_SECOND_READER.into()),
         };
         let context = PcscContext::establish().unwrap_or_else(|e| {
             panic!("no pcscd at PCSCLITE_CSOCK_NAME (run through scripts/with-pcscd): {e}")
