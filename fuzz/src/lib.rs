@@ -307,3 +307,11 @@ pub fn piv_objects(data: &[u8]) {
     }
     let _ = keystation_x509::Certificate::from_der(data);
 }
+
+/// The pure-Rust pcscd client's reply decoders (pcsc-lite message structs and the
+/// reader-state array) and its status-change evaluation: malformed replies are errors,
+/// never panics, and what decodes stays within the protocol's bounds. Byte 0 picks the
+/// reply type; see `keystation_pcsc::fuzzing::pcscd_replies`.
+pub fn pcscd_replies(data: &[u8]) {
+    keystation_pcsc::fuzzing::pcscd_replies(data);
+}

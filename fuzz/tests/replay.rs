@@ -57,3 +57,8 @@ fn kubeconfig_seeds() {
 fn piv_objects_seeds() {
     replay("piv_objects", keystation_fuzz::piv_objects);
 }
+
+#[test]
+fn pcscd_replies_seeds() {
+    replay("pcscd_replies", keystation_fuzz::pcscd_replies);
+}

@@ -3,14 +3,15 @@
 //! # Why a worker thread holds the connection
 //!
 //! `SCardBeginTransaction` and `SCardEndTransaction` (PC/SC part 5 §3.1.4) map onto the
-//! `pcsc` crate's `Card::transaction(&mut self) -> Transaction<'_>`, a guard that borrows the
+//! `pcsc` crate's `Card::transaction(&mut self) -> Transaction<'_>` (and the pure-Rust
+//! client's, which has the same shape; see `crate::sys`), a guard that borrows the
 //! card mutably and ends the transaction when dropped. [`Card::begin_transaction`] and
 //! [`Card::end_transaction`] are two separate calls, so the guard would have to live inside
 //! the very struct it borrows from: a self-referential struct, which needs `unsafe` (and the
 //! workspace forbids it). Leaking the guard with `mem::forget` would begin a transaction
 //! that nothing could end short of disconnecting.
 //!
-//! So each [`PcscCard`] owns a small worker thread that owns the `pcsc::Card`. Outside a
+//! So each [`PcscCard`] owns a small worker thread that owns the `sys::Card`. Outside a
 //! transaction the worker serves requests with the card; on `Begin` it opens the crate's
 //! transaction and serves requests *through the guard* on its own stack until `End`,
 //! when it ends the transaction with `SCARD_LEAVE_CARD`. Every command crosses a channel
@@ -25,10 +26,11 @@ use zeroize::Zeroizing;
 
 use crate::context::reader_cstring;
 use crate::error::{Call, PcscFailure};
+use crate::sys;
 
 /// The protocols offered at connect and reconnect: T=0 or T=1, whichever the card and
 /// reader agree on (ISO/IEC 7816-3 §8.2.3).
-const PROTOCOLS: pcsc::Protocols = pcsc::Protocols::T0.union(pcsc::Protocols::T1);
+const PROTOCOLS: sys::Protocols = sys::Protocols::T0.union(sys::Protocols::T1);
 
 /// How a connection shares the card with other applications (`dwShareMode` of
 /// `SCardConnect`, PC/SC part 5 §3.1.4).
@@ -45,10 +47,10 @@ pub enum ShareMode {
 }
 
 impl ShareMode {
-    fn to_pcsc(self) -> pcsc::ShareMode {
+    fn to_pcsc(self) -> sys::ShareMode {
         match self {
-            Self::Exclusive => pcsc::ShareMode::Exclusive,
-            Self::Shared => pcsc::ShareMode::Shared,
+            Self::Exclusive => sys::ShareMode::Exclusive,
+            Self::Shared => sys::ShareMode::Shared,
         }
     }
 }
@@ -69,11 +71,11 @@ pub enum Disposition {
 }
 
 impl Disposition {
-    fn to_pcsc(self) -> pcsc::Disposition {
+    fn to_pcsc(self) -> sys::Disposition {
         match self {
-            Self::Leave => pcsc::Disposition::LeaveCard,
-            Self::Reset => pcsc::Disposition::ResetCard,
-            Self::Unpower => pcsc::Disposition::UnpowerCard,
+            Self::Leave => sys::Disposition::LeaveCard,
+            Self::Reset => sys::Disposition::ResetCard,
+            Self::Unpower => sys::Disposition::UnpowerCard,
         }
     }
 }
@@ -91,7 +93,7 @@ enum Request {
     /// `SCardStatus`; answers the ATR (used to tell a removed card from a passing fault).
     Status,
     /// `SCardDisconnect`, then the worker ends.
-    Disconnect(pcsc::Disposition),
+    Disconnect(sys::Disposition),
 }
 
 /// The worker's answer: the response APDU, the ATR after a reconnect, or nothing.
@@ -137,7 +139,7 @@ pub struct PcscCard {
 
 impl PcscCard {
     pub(crate) fn connect(
-        context: &pcsc::Context,
+        context: &sys::Context,
         reader: &str,
         share: ShareMode,
     ) -> Result<Self, Error> {
@@ -203,10 +205,10 @@ impl PcscCard {
     /// the source), otherwise the first failure stands. An answer without a status word
     /// is checked the same way.
     fn failed(&mut self, failure: PcscFailure) -> Error {
-        if matches!(failure.code, pcsc::Error::NotTransacted | pcsc::Error::CommError) {
+        if matches!(failure.code, sys::Error::NotTransacted | sys::Error::CommError) {
             return self.removed_or(failure);
         }
-        if failure.code != pcsc::Error::ResetCard {
+        if failure.code != sys::Error::ResetCard {
             return failure.into();
         }
         tracing::debug!(reader = %self.reader, "card was reset; reconnecting");
@@ -237,10 +239,7 @@ impl PcscCard {
         loop {
             match self.call(Request::Status) {
                 Ok(Err(status))
-                    if matches!(
-                        status.code,
-                        pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard
-                    ) =>
+                    if matches!(status.code, sys::Error::RemovedCard | sys::Error::NoSmartcard) =>
                 {
                     return true;
                 }
@@ -266,10 +265,10 @@ impl PcscCard {
 impl Card for PcscCard {
     /// `SCardTransmit` (PC/SC part 5 §3.1.5) with the protocol negotiated at connect.
     fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, Error> {
-        if command.len() > pcsc::MAX_BUFFER_SIZE_EXTENDED {
+        if command.len() > sys::MAX_BUFFER_SIZE_EXTENDED {
             return Err(Error::CommandTooLong {
                 len: command.len(),
-                max: pcsc::MAX_BUFFER_SIZE_EXTENDED,
+                max: sys::MAX_BUFFER_SIZE_EXTENDED,
             });
         }
         let request = Request::Transmit {
@@ -288,7 +287,7 @@ impl Card for PcscCard {
                 target.copy_from_slice(&received);
                 Ok(received.len())
             }
-            Err(failure) if failure.code == pcsc::Error::InsufficientBuffer => {
+            Err(failure) if failure.code == sys::Error::InsufficientBuffer => {
                 Err(Error::BufferTooSmall { capacity: response.len() })
             }
             Err(failure) => Err(self.failed(failure)),
@@ -337,7 +336,7 @@ impl Card for PcscCard {
 impl Drop for PcscCard {
     fn drop(&mut self) {
         if self.worker.is_some() {
-            if let Ok(Err(failure)) = self.call(Request::Disconnect(pcsc::Disposition::LeaveCard)) {
+            if let Ok(Err(failure)) = self.call(Request::Disconnect(sys::Disposition::LeaveCard)) {
                 tracing::debug!(reader = %self.reader, %failure, "disconnecting failed");
             }
             self.join();
@@ -359,7 +358,7 @@ impl core::fmt::Debug for PcscCard {
 
 /// The worker's receive buffer: the largest extended response pcsc-lite can deliver.
 fn receive_buffer() -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED])
+    Zeroizing::new(vec![0; sys::MAX_BUFFER_SIZE_EXTENDED])
 }
 
 /// How a transaction ended, as far as the worker loop is concerned.
@@ -368,7 +367,7 @@ enum AfterTransaction {
     Ended,
     /// `Disconnect` arrived inside the transaction; the guard has been dropped (ending the
     /// transaction with `SCARD_LEAVE_CARD`), now disconnect with this disposition.
-    Disconnect(pcsc::Disposition),
+    Disconnect(sys::Disposition),
     /// The caller's side is gone.
     Closed,
 }
@@ -376,13 +375,13 @@ enum AfterTransaction {
 /// The worker: serves requests until `Disconnect` or until the caller's side is dropped,
 /// then disconnects.
 fn serve(
-    mut card: pcsc::Card,
-    share: pcsc::ShareMode,
+    mut card: sys::Card,
+    share: sys::ShareMode,
     inbox: &mpsc::Receiver<Request>,
     outbox: &mpsc::Sender<Reply>,
 ) {
     let mut buffer = receive_buffer();
-    let mut disposition = pcsc::Disposition::LeaveCard;
+    let mut disposition = sys::Disposition::LeaveCard;
     while let Ok(request) = inbox.recv() {
         let reply = match request {
             Request::Transmit { command, capacity } => {
@@ -404,9 +403,7 @@ fn serve(
                 }
                 Err(code) => Err(PcscFailure::new("SCardBeginTransaction", code)),
             },
-            Request::End => {
-                Err(PcscFailure::new("SCardEndTransaction", pcsc::Error::NotTransacted))
-            }
+            Request::End => Err(PcscFailure::new("SCardEndTransaction", sys::Error::NotTransacted)),
             Request::Reconnect => reconnect(&mut card, share),
             Request::Status => atr_of(&card),
             Request::Disconnect(how) => {
@@ -431,8 +428,8 @@ fn serve(
 /// Serves requests inside a transaction, through the crate's guard, until the outermost
 /// `End`. Inner `Begin`/`End` pairs only count.
 fn serve_transaction(
-    transaction: pcsc::Transaction<'_>,
-    share: pcsc::ShareMode,
+    transaction: sys::Transaction<'_>,
+    share: sys::ShareMode,
     inbox: &mpsc::Receiver<Request>,
     outbox: &mpsc::Sender<Reply>,
     buffer: &mut [u8],
@@ -454,7 +451,7 @@ fn serve_transaction(
                 empty()
             }
             Request::End => {
-                let result = match transaction.end(pcsc::Disposition::LeaveCard) {
+                let result = match transaction.end(sys::Disposition::LeaveCard) {
                     Ok(()) => empty(),
                     // The returned guard's drop tries SCardEndTransaction once more; a lock
                     // still held after that is released with the connection.
@@ -467,7 +464,7 @@ fn serve_transaction(
                 };
             }
             Request::Reconnect => transaction
-                .reconnect(share, PROTOCOLS, pcsc::Disposition::LeaveCard)
+                .reconnect(share, PROTOCOLS, sys::Disposition::LeaveCard)
                 .call("SCardReconnect")
                 .and_then(|()| atr_of(&transaction)),
             Request::Status => atr_of(&transaction),
@@ -481,19 +478,19 @@ fn serve_transaction(
 }
 
 /// `SCardTransmit` into the worker's buffer, limited to the caller's capacity.
-fn transmit(card: &pcsc::Card, command: &[u8], capacity: usize, buffer: &mut [u8]) -> Reply {
+fn transmit(card: &sys::Card, command: &[u8], capacity: usize, buffer: &mut [u8]) -> Reply {
     let limit = capacity.min(buffer.len());
     let received = card.transmit(command, &mut buffer[..limit]).call("SCardTransmit")?;
     Ok(Zeroizing::new(received.to_vec()))
 }
 
 /// `SCardReconnect(SCARD_LEAVE_CARD)` and the ATR afterwards.
-fn reconnect(card: &mut pcsc::Card, share: pcsc::ShareMode) -> Reply {
-    card.reconnect(share, PROTOCOLS, pcsc::Disposition::LeaveCard).call("SCardReconnect")?;
+fn reconnect(card: &mut sys::Card, share: sys::ShareMode) -> Reply {
+    card.reconnect(share, PROTOCOLS, sys::Disposition::LeaveCard).call("SCardReconnect")?;
     atr_of(card)
 }
 
 /// The card's ATR (`SCardStatus`).
-fn atr_of(card: &pcsc::Card) -> Reply {
+fn atr_of(card: &sys::Card) -> Reply {
     Ok(Zeroizing::new(card.status2_owned().call("SCardStatus")?.atr().to_vec()))
 }

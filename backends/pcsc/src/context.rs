@@ -7,8 +7,9 @@ use std::time::Duration;
 use keystation_core::{Error, TransportFailure};
 
 use crate::card::{PcscCard, ShareMode};
-use crate::error::{Call, PcscFailure};
+use crate::error::{Call, PcscFailure, ServiceMissing};
 use crate::monitor::ReaderMonitor;
+use crate::sys;
 
 /// A reader and what is in it, as [`PcscContext::readers`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,17 +34,17 @@ pub struct ReaderInfo {
 impl ReaderInfo {
     /// Reads a reader's state out of a `SCARD_READERSTATE` that `SCardGetStatusChange`
     /// filled in.
-    pub(crate) fn from_state(state: &pcsc::ReaderState) -> Self {
+    pub(crate) fn from_state(state: &sys::ReaderState) -> Self {
         let flags = state.event_state();
-        let card_present = flags.contains(pcsc::State::PRESENT);
+        let card_present = flags.contains(sys::State::PRESENT);
         let atr = state.atr();
         Self {
             name: state.name().to_string_lossy().into_owned(),
             card_present,
             atr: (card_present && !atr.is_empty()).then(|| atr.to_vec()),
-            in_use: flags.contains(pcsc::State::INUSE),
-            exclusive: flags.contains(pcsc::State::EXCLUSIVE),
-            mute: flags.contains(pcsc::State::MUTE),
+            in_use: flags.contains(sys::State::INUSE),
+            exclusive: flags.contains(sys::State::EXCLUSIVE),
+            mute: flags.contains(sys::State::MUTE),
         }
     }
 }
@@ -57,7 +58,7 @@ impl ReaderInfo {
 /// a long `SCardGetStatusChange` wait never delays a card's commands.
 #[derive(Clone)]
 pub struct PcscContext {
-    context: pcsc::Context,
+    context: sys::Context,
 }
 
 impl PcscContext {
@@ -130,40 +131,47 @@ impl core::fmt::Debug for PcscContext {
     }
 }
 
-/// `SCardEstablishContext(SCARD_SCOPE_USER)`.
-pub(crate) fn establish_raw() -> Result<pcsc::Context, Error> {
-    Ok(pcsc::Context::establish(pcsc::Scope::User).call("SCardEstablishContext")?)
+/// `SCardEstablishContext(SCARD_SCOPE_USER)`. Without pcscd the error names the socket
+/// that was tried.
+pub(crate) fn establish_raw() -> Result<sys::Context, Error> {
+    match sys::Context::establish(sys::Scope::User).call("SCardEstablishContext") {
+        Ok(context) => Ok(context),
+        Err(failure) if failure.code == sys::Error::NoService => {
+            Err(ServiceMissing { socket: crate::pcscd::socket_path(), failure }.into())
+        }
+        Err(failure) => Err(failure.into()),
+    }
 }
 
 /// The reader names (`SCardListReaders`), each in a fresh `SCARD_READERSTATE` with
 /// `SCARD_STATE_UNAWARE`.
 pub(crate) fn list_reader_states(
-    context: &pcsc::Context,
-) -> Result<Vec<pcsc::ReaderState>, PcscFailure> {
+    context: &sys::Context,
+) -> Result<Vec<sys::ReaderState>, PcscFailure> {
     let names = match context.list_readers_owned() {
         Ok(names) => names,
-        Err(pcsc::Error::NoReadersAvailable) => Vec::new(),
+        Err(sys::Error::NoReadersAvailable) => Vec::new(),
         Err(code) => return Err(PcscFailure::new("SCardListReaders", code)),
     };
-    Ok(names.into_iter().map(|name| pcsc::ReaderState::new(name, pcsc::State::UNAWARE)).collect())
+    Ok(names.into_iter().map(|name| sys::ReaderState::new(name, sys::State::UNAWARE)).collect())
 }
 
 /// Fills in the current state of `states` without waiting (`SCardGetStatusChange` with a
 /// zero timeout). A timeout means nothing differs from what `states` already holds.
 pub(crate) fn query_states(
-    context: &pcsc::Context,
-    states: &mut [pcsc::ReaderState],
+    context: &sys::Context,
+    states: &mut [sys::ReaderState],
 ) -> Result<(), PcscFailure> {
     match context.get_status_change(Duration::ZERO, states) {
-        Ok(()) | Err(pcsc::Error::Timeout) => Ok(()),
+        Ok(()) | Err(sys::Error::Timeout) => Ok(()),
         Err(code) => Err(PcscFailure::new("SCardGetStatusChange", code)),
     }
 }
 
 /// Whether a reader state says the reader no longer exists (`SCARD_STATE_UNKNOWN`, or
 /// `SCARD_STATE_IGNORE` which pcsc-lite sets for names it does not know).
-pub(crate) fn is_gone(flags: pcsc::State) -> bool {
-    flags.intersects(pcsc::State::UNKNOWN | pcsc::State::IGNORE)
+pub(crate) fn is_gone(flags: sys::State) -> bool {
+    flags.intersects(sys::State::UNKNOWN | sys::State::IGNORE)
 }
 
 /// A reader name as the C string PC/SC wants; a name with an interior NUL cannot name any
@@ -185,11 +193,11 @@ mod tests {
 
     #[test]
     fn a_fresh_reader_state_reports_nothing_present() {
-        let state = pcsc::ReaderState::new(c"Reader 00 00".to_owned(), pcsc::State::UNAWARE);
+        let state = sys::ReaderState::new(c"Reader 00 00".to_owned(), sys::State::UNAWARE);
         let info = ReaderInfo::from_state(&state);
         assert_eq!(info.name, "Reader 00 00");
         assert!(!info.card_present && info.atr.is_none() && !info.in_use && !info.mute);
-        assert!(is_gone(pcsc::State::UNKNOWN | pcsc::State::CHANGED));
-        assert!(!is_gone(pcsc::State::EMPTY | pcsc::State::CHANGED));
+        assert!(is_gone(sys::State::UNKNOWN | sys::State::CHANGED));
+        assert!(!is_gone(sys::State::EMPTY | sys::State::CHANGED));
     }
 }

@@ -7,17 +7,19 @@
 
 use keystation_core::{Error, TransportFailure};
 
+use crate::sys;
+
 /// A failed PC/SC call: which `SCard*` function failed and the code it returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PcscFailure {
     /// The pcsc-lite function, e.g. `"SCardTransmit"`.
     pub(crate) call: &'static str,
     /// What it returned.
-    pub(crate) code: pcsc::Error,
+    pub(crate) code: sys::Error,
 }
 
 impl PcscFailure {
-    pub(crate) fn new(call: &'static str, code: pcsc::Error) -> Self {
+    pub(crate) fn new(call: &'static str, code: sys::Error) -> Self {
         Self { call, code }
     }
 
@@ -29,7 +31,7 @@ impl PcscFailure {
     /// Converts into the crate-independent error, keeping `self` as the source.
     pub(crate) fn into_error(self) -> Error {
         match self.code {
-            pcsc::Error::InsufficientBuffer | pcsc::Error::PciTooSmall => {
+            sys::Error::InsufficientBuffer | sys::Error::PciTooSmall => {
                 // Only transmit can report this and it turns it into `BufferTooSmall`
                 // itself; anywhere else it is an internal failure.
                 Error::transport_with(TransportFailure::Other, self)
@@ -53,13 +55,46 @@ impl From<PcscFailure> for Error {
     }
 }
 
+/// `SCardEstablishContext` found no pcscd (`SCARD_E_NO_SERVICE`): names the socket that
+/// was tried, which both implementations take from `$PCSCLITE_CSOCK_NAME` or default to
+/// `/run/pcscd/pcscd.comm`. The PC/SC failure is the source.
+#[derive(Debug)]
+pub(crate) struct ServiceMissing {
+    /// The socket path tried.
+    pub(crate) socket: std::path::PathBuf,
+    /// The failed call.
+    pub(crate) failure: PcscFailure,
+}
+
+impl core::fmt::Display for ServiceMissing {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "cannot reach pcscd at {} (is pcscd running? $PCSCLITE_CSOCK_NAME names another socket)",
+            self.socket.display()
+        )
+    }
+}
+
+impl std::error::Error for ServiceMissing {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.failure)
+    }
+}
+
+impl From<ServiceMissing> for Error {
+    fn from(missing: ServiceMissing) -> Self {
+        Error::transport_with(TransportFailure::ServiceUnavailable, missing)
+    }
+}
+
 /// Extension to attach the failing function's name to a pcsc result.
 pub(crate) trait Call<T> {
     /// Tags the error with the `SCard*` function that returned it.
     fn call(self, name: &'static str) -> Result<T, PcscFailure>;
 }
 
-impl<T> Call<T> for Result<T, pcsc::Error> {
+impl<T> Call<T> for Result<T, sys::Error> {
     fn call(self, name: &'static str) -> Result<T, PcscFailure> {
         self.map_err(|code| PcscFailure::new(name, code))
     }
@@ -78,8 +113,8 @@ impl<T> Call<T> for Result<T, pcsc::Error> {
 /// | `SCARD_W_UNRESPONSIVE_CARD`, `SCARD_W_UNPOWERED_CARD` | `Unresponsive` |
 /// | `SCARD_E_TIMEOUT` | `Timeout` |
 /// | anything else | `Other` |
-pub(crate) fn kind_of(code: pcsc::Error) -> TransportFailure {
-    use pcsc::Error as E;
+pub(crate) fn kind_of(code: sys::Error) -> TransportFailure {
+    use sys::Error as E;
     match code {
         E::NoService | E::ServiceStopped | E::Shutdown => TransportFailure::ServiceUnavailable,
         E::UnknownReader | E::ReaderUnavailable | E::NoReadersAvailable => {
@@ -102,7 +137,7 @@ mod tests {
 
     #[test]
     fn codes_map_to_the_documented_kinds() {
-        use pcsc::Error as E;
+        use sys::Error as E;
         let table = [
             (E::NoService, TransportFailure::ServiceUnavailable),
             (E::ServiceStopped, TransportFailure::ServiceUnavailable),
@@ -124,7 +159,7 @@ mod tests {
 
     #[test]
     fn the_pcsc_code_is_kept_as_the_source() {
-        let error: Error = PcscFailure::new("SCardTransmit", pcsc::Error::CommError).into();
+        let error: Error = PcscFailure::new("SCardTransmit", sys::Error::CommError).into();
         assert_eq!(error.transport_failure(), Some(TransportFailure::Other));
         let source = error.source().map(ToString::to_string).unwrap_or_default();
         assert!(source.starts_with("SCardTransmit failed: "), "{source}");
@@ -132,11 +167,27 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_pcscd_names_the_socket() {
+        let error: Error = ServiceMissing {
+            socket: "/nowhere/pcscd.comm".into(),
+            failure: PcscFailure::new("SCardEstablishContext", sys::Error::NoService),
+        }
+        .into();
+        assert_eq!(error.transport_failure(), Some(TransportFailure::ServiceUnavailable));
+        let shown = error.to_string();
+        let source = error.source().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            shown.contains("/nowhere/pcscd.comm") || source.contains("/nowhere/pcscd.comm"),
+            "{shown} / {source}"
+        );
+    }
+
+    #[test]
     fn call_tags_errors_with_the_function_name() {
-        let r: Result<(), pcsc::Error> = Err(pcsc::Error::NoSmartcard);
+        let r: Result<(), sys::Error> = Err(sys::Error::NoSmartcard);
         assert_eq!(
             r.call("SCardConnect"),
-            Err(PcscFailure::new("SCardConnect", pcsc::Error::NoSmartcard))
+            Err(PcscFailure::new("SCardConnect", sys::Error::NoSmartcard))
         );
     }
 }

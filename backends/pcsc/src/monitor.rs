@@ -8,6 +8,7 @@ use keystation_core::Error;
 
 use crate::context::{is_gone, list_reader_states, query_states};
 use crate::error::PcscFailure;
+use crate::sys;
 
 /// How often the reader list is re-read when the PC/SC implementation has no
 /// `\\?PnP?\Notification` pseudo-reader (pcsc-lite has one; this is a fallback).
@@ -61,9 +62,9 @@ struct Seen {
 }
 
 impl Seen {
-    fn from_state(state: &pcsc::ReaderState) -> Self {
+    fn from_state(state: &sys::ReaderState) -> Self {
         let flags = state.event_state();
-        let present = flags.contains(pcsc::State::PRESENT);
+        let present = flags.contains(sys::State::PRESENT);
         Self {
             gone: is_gone(flags),
             present,
@@ -114,12 +115,12 @@ fn appeared(reader: &str, seen: &Seen) -> Vec<ReaderEvent> {
 /// a card already present when the monitor starts is not reported; use
 /// [`PcscContext::readers`](crate::PcscContext::readers) for the initial picture.
 pub struct ReaderMonitor {
-    context: pcsc::Context,
+    context: sys::Context,
     /// Whether `states[0]` is the `\\?PnP?\Notification` pseudo-reader.
     pnp: bool,
     /// The states passed to `SCardGetStatusChange`: the PnP pseudo-reader first (if
     /// supported), then one per reader.
-    states: Vec<pcsc::ReaderState>,
+    states: Vec<sys::ReaderState>,
     /// What was last reported for each entry of `states` (unused for the PnP entry).
     seen: Vec<Seen>,
     /// Events found but not yet returned.
@@ -127,22 +128,20 @@ pub struct ReaderMonitor {
 }
 
 impl ReaderMonitor {
-    pub(crate) fn new(context: pcsc::Context) -> Result<Self, Error> {
+    pub(crate) fn new(context: sys::Context) -> Result<Self, Error> {
         let mut states =
-            vec![pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION().to_owned(), pcsc::State::UNAWARE)];
+            vec![sys::ReaderState::new(sys::PNP_NOTIFICATION().to_owned(), sys::State::UNAWARE)];
         states.extend(list_reader_states(&context)?);
         query_states(&context, &mut states)?;
         // pcsc-lite answers the PnP pseudo-reader; implementations without it mark it
         // SCARD_STATE_UNKNOWN.
-        let pnp = !states[0].event_state().contains(pcsc::State::UNKNOWN);
+        let pnp = !states[0].event_state().contains(sys::State::UNKNOWN);
         if !pnp {
             states.remove(0);
         }
         tracing::debug!(pnp, readers = states.len() - usize::from(pnp), "reader monitor started");
         let mut monitor = Self { context, pnp, states, seen: Vec::new(), pending: VecDeque::new() };
-        monitor
-            .states
-            .retain(|s| !is_gone(s.event_state()) || s.name() == pcsc::PNP_NOTIFICATION());
+        monitor.states.retain(|s| !is_gone(s.event_state()) || s.name() == sys::PNP_NOTIFICATION());
         for state in &mut monitor.states {
             state.sync_current_state();
         }
@@ -186,13 +185,13 @@ impl ReaderMonitor {
             }
             match self.context.get_status_change(slice, &mut self.states) {
                 Ok(()) => self.collect()?,
-                Err(pcsc::Error::Timeout) => {
+                Err(sys::Error::Timeout) => {
                     if !self.pnp {
                         self.rescan()?;
                     }
                 }
                 // Windows reports a vanished reader this way; pcsc-lite marks its state.
-                Err(pcsc::Error::UnknownReader) => self.rescan()?,
+                Err(sys::Error::UnknownReader) => self.rescan()?,
                 Err(code) => return Err(PcscFailure::new("SCardGetStatusChange", code).into()),
             }
         }
@@ -203,7 +202,7 @@ impl ReaderMonitor {
         let mut readers_changed = false;
         let first_reader = usize::from(self.pnp);
         for (index, state) in self.states.iter_mut().enumerate() {
-            if !state.event_state().contains(pcsc::State::CHANGED) {
+            if !state.event_state().contains(sys::State::CHANGED) {
                 continue;
             }
             if index < first_reader {
