@@ -10,6 +10,8 @@
 //!   your ATR", answered with a framed ATR;
 //! * a longer payload is a command APDU, answered with a framed response APDU.
 //!
+//! The framing and the reading of payloads are [`keystation_softcard::vpcd`]'s.
+//!
 //! The card is created once and outlives connections: when vpcd goes away (pcscd
 //! restarted) the bridge reconnects with backoff, and the card keeps its keys and PINs,
 //! as a real card does when it is unplugged and plugged back in. SIGINT and SIGTERM stop
@@ -38,13 +40,14 @@
 //! `debug`), control bytes at `debug`; at `trace` each APDU's header, length and status
 //! word, never its data (it can hold PINs and keys).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use keystation_softcard::vpcd::{self, Control, Message};
 use keystation_softcard::{Identity, SoftCard, Version};
 use zeroize::Zeroizing;
 
@@ -401,13 +404,12 @@ fn serve(
     stop: &AtomicBool,
     faults: &mut Faults,
 ) -> io::Result<End> {
-    let mut buffer: Vec<u8> = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
+    let mut frames = vpcd::FrameReader::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(End::Stopped);
         }
-        if let Some(payload) = take_frame(&mut buffer) {
+        if let Some(payload) = frames.next_payload() {
             if let Some(answer) = handle(card, &payload) {
                 write_frame(stream, &answer)?;
             }
@@ -422,12 +424,9 @@ fn serve(
             }
             continue;
         }
-        match stream.read(&mut chunk) {
+        match frames.read_from(stream) {
             Ok(0) => return Ok(End::Closed),
-            Ok(n) => {
-                buffer.extend_from_slice(&chunk[..n]);
-                acknowledge_now(stream);
-            }
+            Ok(_) => acknowledge_now(stream),
             Err(error)
                 if matches!(
                     error.kind(),
@@ -448,32 +447,20 @@ fn serve(
     }
 }
 
-/// Removes and returns the first whole frame's payload from `buffer`, if there is one.
-fn take_frame(buffer: &mut Vec<u8>) -> Option<Vec<u8>> {
-    let [high, low, ..] = buffer[..] else { return None };
-    let length = usize::from(u16::from_be_bytes([high, low]));
-    if buffer.len() < 2 + length {
-        return None;
-    }
-    let payload = buffer[2..2 + length].to_vec();
-    buffer.drain(..2 + length);
-    Some(payload)
-}
-
 /// The card's answer to one payload from vpcd, if it needs one.
 fn handle(card: &mut SoftCard, payload: &[u8]) -> Option<Vec<u8>> {
-    match payload {
-        [] => None,
-        [control] => {
+    match Message::from_payload(payload) {
+        Message::Empty => None,
+        Message::Control(control) => {
             match control {
-                0x00 => tracing::debug!("power off"),
-                0x01 => tracing::debug!("power on"),
-                0x02 => tracing::debug!("reset"),
-                0x04 => {
+                Control::PowerOff => tracing::debug!("power off"),
+                Control::PowerOn => tracing::debug!("power on"),
+                Control::Reset => tracing::debug!("reset"),
+                Control::GetAtr => {
                     tracing::trace!("ATR requested");
                     return Some(card.atr().to_vec());
                 }
-                other => {
+                Control::Unknown(other) => {
                     tracing::debug!(control = other, "unknown vpcd control byte ignored");
                     return None;
                 }
@@ -481,7 +468,7 @@ fn handle(card: &mut SoftCard, payload: &[u8]) -> Option<Vec<u8>> {
             card.power_cycle();
             None
         }
-        apdu => {
+        Message::Apdu(apdu) => {
             // Applets must never panic; should one (a bug), the card answers 6F00 ("no
             // precise diagnosis") and stays in the reader, where panics unwind (debug
             // builds; release builds abort).
@@ -529,11 +516,8 @@ fn acknowledge_now(stream: &TcpStream) {
 }
 
 fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
-    let length = u16::try_from(payload.len())
-        .map_err(|_| io::Error::other("response longer than a vpcd frame (65535 bytes)"))?;
-    let mut frame = Vec::with_capacity(payload.len() + 2);
-    frame.extend_from_slice(&length.to_be_bytes());
-    frame.extend_from_slice(payload);
+    let frame = vpcd::encode(payload)
+        .ok_or_else(|| io::Error::other("response longer than a vpcd frame (65535 bytes)"))?;
     stream.write_all(&frame)
 }
 
@@ -542,6 +526,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use std::io::Read;
     use std::net::TcpListener;
 
     #[test]
@@ -556,18 +541,6 @@ mod tests {
         assert!(parse_version("5.7").is_err());
         assert!(parse_version("5.7.256").is_err());
         assert!(parse_version("a.b.c").is_err());
-    }
-
-    #[test]
-    fn frames_are_split_across_reads() {
-        let mut buffer = vec![0x00];
-        assert_eq!(take_frame(&mut buffer), None);
-        buffer.extend_from_slice(&[0x02, 0xAA]);
-        assert_eq!(take_frame(&mut buffer), None);
-        buffer.extend_from_slice(&[0xBB, 0x00, 0x01, 0x04]);
-        assert_eq!(take_frame(&mut buffer), Some(vec![0xAA, 0xBB]));
-        assert_eq!(take_frame(&mut buffer), Some(vec![0x04]));
-        assert!(buffer.is_empty());
     }
 
     /// A fake vpcd: accepts the card twice (the bridge reconnects after the first

@@ -20,6 +20,9 @@
 //! [`Applet::save`]) and [`SoftCard::restore_state`] brings them back, so that a simulated
 //! card survives restarts; the saved bytes hold its keys and PINs in the clear.
 //!
+//! [`vpcd`] frames the card's bytes for vsmartcard's vpcd reader, through which
+//! `keystation simulate` plugs the card into pcscd.
+//!
 //! **This is a test double and a rehearsal tool.** Its keys live in host memory (zeroized
 //! when dropped); it offers none of a secure element's protection.
 
@@ -31,6 +34,7 @@ pub mod management;
 pub mod openpgp;
 pub mod piv;
 mod touch;
+pub mod vpcd;
 
 pub use applet::{Applet, Context, Reply, StateError};
 pub use faults::Faults;
