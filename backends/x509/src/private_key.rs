@@ -143,7 +143,7 @@ fn sec1_key(der: &[u8], outer: Option<Curve>) -> Result<SecretKey> {
 }
 
 /// Reads a DER PKCS#1 `RSAPrivateKey` (RFC 8017 appendix A.1.2), two-prime only; the
-/// primes must multiply to the modulus.
+/// primes must be greater than 1 and multiply to the modulus.
 pub fn parse_pkcs1_der(der: &[u8]) -> Result<SecretKey> {
     let key = pkcs1::RsaPrivateKey::from_der(der)
         .map_err(|e| Error::malformed("PKCS#1 RSA private key", e))?;
@@ -154,8 +154,14 @@ pub fn parse_pkcs1_der(der: &[u8]) -> Result<SecretKey> {
     let mut q = rsa::BigUint::from_bytes_be(key.prime2.as_bytes());
     let mut product = &p * &q;
     let matches = product == rsa::BigUint::from_bytes_be(key.modulus.as_bytes());
+    // 0·x = 0 and 1·n = n would otherwise pass as factorizations.
+    let one = rsa::BigUint::from(1u8);
+    let trivial = p <= one || q <= one;
     for secret in [&mut p, &mut q, &mut product] {
         zeroize::Zeroize::zeroize(secret);
+    }
+    if trivial {
+        return Err(Error::malformed("PKCS#1 RSA private key", "a prime is 0 or 1"));
     }
     if !matches {
         return Err(Error::malformed("PKCS#1 RSA private key", "p·q is not the modulus"));
@@ -169,4 +175,32 @@ pub fn parse_pkcs1_der(der: &[u8]) -> Result<SecretKey> {
         dq: part(key.exponent2),
         qinv: part(key.coefficient),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PKCS#1 key of small INTEGERs: version 0, `n`, e = 65537, d = 1, `p`, `q`, and 1
+    /// for the CRT values.
+    fn pkcs1(n: u8, p: u8, q: u8) -> Vec<u8> {
+        let mut body = Vec::new();
+        for value in [&[0u8][..], &[n], &[1, 0, 1], &[1], &[p], &[q], &[1], &[1], &[1]] {
+            body.extend_from_slice(&[0x02, value.len() as u8]);
+            body.extend_from_slice(value);
+        }
+        let mut der = vec![0x30, body.len() as u8];
+        der.extend_from_slice(&body);
+        der
+    }
+
+    /// Found while writing the `private_key` fuzz target's property that accepted RSA
+    /// keys have non-trivial primes: n = 0 = 0·q and n = 1·n passed the p·q = n check.
+    #[test]
+    fn trivial_factors_are_refused() {
+        for (n, p, q) in [(0, 0, 0), (0, 0, 5), (7, 1, 7), (7, 7, 1)] {
+            assert!(parse_pkcs1_der(&pkcs1(n, p, q)).is_err(), "n={n} p={p} q={q}");
+        }
+        assert!(parse_pkcs1_der(&pkcs1(6, 2, 3)).is_ok(), "the structure itself is fine");
+    }
 }
