@@ -127,6 +127,26 @@ pub enum KubeError {
     /// The certificates API answered with an error or something unexpected.
     #[error("certificate signing request: {0}")]
     Csr(String),
+    /// An API server request did not complete (connect to the end of the answer) in time.
+    #[error("{what}: no complete answer from {url} within {seconds} s")]
+    ApiTimeout {
+        /// The operation ("creating the CertificateSigningRequest").
+        what: &'static str,
+        /// The request's URL.
+        url: String,
+        /// The time allowed.
+        seconds: f64,
+    },
+    /// An API server answer was larger than the client reads.
+    #[error("{what}: the answer from {url} is larger than {limit} bytes; it was not read")]
+    ApiTooLarge {
+        /// The operation.
+        what: &'static str,
+        /// The request's URL.
+        url: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A file could not be read or written.
     #[error("{what} {}", .path.display())]
     File {
@@ -326,14 +346,13 @@ pub fn prepare(options: &ProxyOptions) -> Result<Prepared, KubeError> {
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let listen = proxy::parse_listen(&listen)?;
 
-    let opened = card::open(options.reader.as_deref(), slot, options.pin_file.as_deref())?;
-    let reader = opened.reader.clone();
+    let key = card::open(options.reader.as_deref(), slot, options.pin_file.as_deref())?;
+    let reader = key.reader.clone();
     let (sender, presence) = PresenceSender::new();
     let stop_watch = Arc::new(AtomicBool::new(false));
     presence::watch_reader(reader.clone(), sender, stop_watch.clone())
         .map_err(KubeError::Thread)?;
-    let key = opened.start()?;
-    let tls = signer::client_config((*server.roots).clone(), key.certificate.clone(), key.key)?;
+    let tls = signer::client_config((*server.roots).clone(), key.certificate, key.key)?;
     let upstream = Arc::new(upstream::Upstream::new(
         server.host.clone(),
         server.port,

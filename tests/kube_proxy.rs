@@ -109,10 +109,15 @@ struct Proxy {
 impl Proxy {
     /// Starts `keystation kube proxy ARGS` and reads the address it announces.
     fn start(home: &Path, args: &[&str]) -> Self {
+        Self::start_logging(home, "debug", args)
+    }
+
+    /// [`start`](Self::start) with `--log-level LEVEL` (`trace` logs every APDU).
+    fn start_logging(home: &Path, level: &str, args: &[&str]) -> Self {
         let log_name = format!("proxy-{}.log", free_port());
         let stderr = home.join(log_name);
         let mut child = keystation()
-            .args(["kube", "proxy", "--log-level", "debug"])
+            .args(["kube", "proxy", "--log-level", level])
             .args(args)
             .env("HOME", home)
             .stdin(Stdio::null())
@@ -341,6 +346,7 @@ fn setup_generate_makes_the_key_on_the_card_and_gets_it_certified() {
             token: Some("setup-token".into()),
             client_certs: false,
             approval: Approval::AfterGets { pending_gets: 1 },
+            ..KubeApiConfig::default()
         },
     )
     .unwrap();
@@ -411,6 +417,7 @@ fn setup_generate_makes_the_key_on_the_card_and_gets_it_certified() {
             token: Some("setup-token".into()),
             client_certs: false,
             approval: Approval::Deny("not on the list".into()),
+            ..KubeApiConfig::default()
         },
     )
     .unwrap();
@@ -511,6 +518,42 @@ fn bad_kubeconfigs_and_addresses_give_clear_errors() {
         assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    // Files are read up to a limit: a kubeconfig (or a file it names) of more than 4 MiB,
+    // or a PIN file of more than 64 KiB, is refused without reading it all — /dev/zero
+    // included, which has no end.
+    let mut big = cluster_kubeconfig("https://127.0.0.1:1", ca, "    token: t\n");
+    big.push_str(&format!("# {}\n", "x".repeat(4 * 1024 * 1024)));
+    let big = write("big.yaml", &big);
+    let zero_key = write(
+        "zero-key.yaml",
+        &cluster_kubeconfig(
+            "https://127.0.0.1:1",
+            ca,
+            "    client-certificate: /dev/null\n    client-key: /dev/zero\n",
+        ),
+    );
+    let ok_yaml = home.join("ok.yaml");
+    let capped: [(Vec<&std::ffi::OsStr>, &[&str]); 3] = [
+        (vec![big.as_os_str()], &["big.yaml", "more than the 4194304 accepted"]),
+        (vec![zero_key.as_os_str()], &["/dev/zero", "more than the 4194304 accepted"]),
+        (
+            vec![ok_yaml.as_os_str(), "--pin-file".as_ref(), "/dev/zero".as_ref()],
+            &["cannot read the PIN file /dev/zero", "larger than 65536 bytes"],
+        ),
+    ];
+    for (args, expected) in capped {
+        let output = run_bounded(
+            keystation().args(["kube", "proxy", "--kubeconfig"]).args(&args).env("HOME", home),
+            WAIT,
+            256,
+        );
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        for expected in expected {
+            assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+        }
+    }
+
     // setup refuses an exec-plugin user in import mode before touching any card.
     let exec = write(
         "exec.yaml",
@@ -563,4 +606,271 @@ fn an_rsa_client_key_signs_the_handshake_on_the_card_with_pss() {
     assert_eq!(status, 200, "{body}\n{}", proxy.log());
     assert!(body.contains(&format!("CN={CLIENT_CN}")), "{body}");
     assert!(proxy.log().contains("scheme=RsaPssSha256"), "{}", proxy.log());
+}
+
+// --- what a handshake costs on the card ------------------------------------------------
+
+/// The instruction bytes of the APDUs the proxy sent for each TLS handshake, from its
+/// trace log (`keystation::apdu` lines "> CLA INS P1 P2 …" after each "the card signs the
+/// TLS handshake"); `[0]` is what was sent before the first handshake (finding the key).
+fn apdus_per_handshake(log: &str) -> Vec<Vec<String>> {
+    let mut handshakes = vec![Vec::new()];
+    for line in log.lines() {
+        if line.contains("the card signs the TLS handshake") {
+            handshakes.push(Vec::new());
+        } else if let Some((_, command)) = line.split_once("keystation::apdu: > ") {
+            let ins = command.split_whitespace().nth(1).unwrap_or("??").to_owned();
+            handshakes.last_mut().unwrap().push(ins);
+        }
+    }
+    handshakes
+}
+
+/// One request through the proxy (a new TLS connection, so a handshake the card signs);
+/// returns the instruction bytes the card got for that handshake.
+fn handshake(proxy: &Proxy) -> Vec<String> {
+    let before = apdus_per_handshake(&proxy.log()).len();
+    let (status, body) = get(proxy.port, "/whoami");
+    assert_eq!(status, 200, "{body}\n{}", proxy.log());
+    let after = apdus_per_handshake(&proxy.log());
+    assert_eq!(after.len(), before + 1, "one request, one handshake:\n{}", proxy.log());
+    after.last().unwrap().clone()
+}
+
+/// Selects the PIV application from another PC/SC connection, as another program would
+/// (ykman, a browser): that ends the PIN's "verified" state of the proxy's session.
+fn select_piv_elsewhere(simulator: &Simulator) {
+    use keystation_core::Card as _;
+    let mut card = simulator.connect();
+    let select =
+        [0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00];
+    let mut response = [0u8; 258];
+    let n = card.transmit(&select, &mut response).unwrap();
+    assert_eq!(&response[n - 2..n], [0x90, 0x00]);
+}
+
+const SIGN: &str = "87"; // GENERAL AUTHENTICATE
+const VERIFY: &str = "20";
+const SELECT: &str = "A4";
+
+#[test]
+fn pin_policy_once_sends_the_pin_once_and_a_handshake_costs_only_the_signature() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let simulator = Simulator::start();
+    let pki = Pki::new().unwrap();
+    let nginx_dir = home.join("nginx");
+    std::fs::create_dir(&nginx_dir).unwrap();
+    let nginx = Nginx::start(&nginx_dir, &pki, &NginxOptions::default()).unwrap();
+    let kubeconfig = home.join("k3s.yaml");
+    let user = client_cert_user(&pki.client.cert_pem, &pki.client.key_pem);
+    std::fs::write(&kubeconfig, cluster_kubeconfig(&nginx.url(), &pki.ca.cert_pem, &user)).unwrap();
+    // The same key twice: 9a with PIN policy once, 9c with always.
+    for (slot, policy) in [("9a", "once"), ("9c", "always")] {
+        ok(keystation()
+            .args(["kube", "setup", "--slot", slot, "--listen", "127.0.0.1:0", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .arg("--out-dir")
+            .arg(home.join(slot))
+            .args(["--key-pin-policy", policy, "--key-touch-policy", "never"])
+            .env("HOME", home));
+    }
+    let pin = pin_file(home);
+    let proxy_args = |slot: &str| {
+        vec![
+            "--kubeconfig".to_owned(),
+            home.join(slot).join("proxy.yml").display().to_string(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--pin-file".to_owned(),
+            pin.display().to_string(),
+        ]
+    };
+
+    let args = proxy_args("9a");
+    let proxy =
+        Proxy::start_logging(home, "trace", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(handshake(&proxy));
+    }
+    let opening = apdus_per_handshake(&proxy.log())[0].clone();
+    eprintln!("policy once: finding the key {opening:?}, then handshakes {seen:?}");
+    assert_eq!(opening.iter().filter(|ins| *ins == VERIFY).count(), 1, "{opening:?}");
+    for apdus in &seen {
+        assert_eq!(apdus, &[SIGN], "a handshake with the PIN verified: {seen:?}");
+    }
+
+    // Another program selects PIV (the card forgets the PIN): 6982, VERIFY, sign again.
+    select_piv_elsewhere(&simulator);
+    let after_select = handshake(&proxy);
+    eprintln!("after another program selected PIV: {after_select:?}");
+    assert_eq!(after_select, [SIGN, VERIFY, SIGN]);
+    assert_eq!(handshake(&proxy), [SIGN]);
+
+    // Another program selects other applets (`card list` ends in another one).
+    ok(keystation().args(["card", "list"]));
+    let after_list = handshake(&proxy);
+    eprintln!("after `keystation card list`: {after_list:?}");
+    assert_eq!(after_list.first().map(String::as_str), Some(SIGN), "{after_list:?}");
+    assert!(after_list.contains(&SELECT.to_owned()), "{after_list:?}");
+    assert_eq!(after_list[after_list.len() - 2..], [VERIFY, SIGN], "{after_list:?}");
+    assert_eq!(handshake(&proxy), [SIGN]);
+
+    // Another program resets the card: the transport reports it, the proxy selects again.
+    simulator.connect().disconnect(keystation_pcsc::Disposition::Reset).unwrap();
+    let after_reset = handshake(&proxy);
+    eprintln!("after a reset by another program: {after_reset:?}");
+    assert!(after_reset.contains(&SELECT.to_owned()), "{after_reset:?}");
+    assert_eq!(after_reset[after_reset.len() - 2..], [VERIFY, SIGN], "{after_reset:?}");
+    assert_eq!(handshake(&proxy), [SIGN]);
+    assert!(!proxy.log().contains("123456"), "the PIN was logged");
+    drop(proxy);
+
+    // PIN policy always: the card wants the PIN before every signature.
+    let args = proxy_args("9c");
+    let proxy =
+        Proxy::start_logging(home, "trace", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let always: Vec<_> = (0..3).map(|_| handshake(&proxy)).collect();
+    eprintln!("policy always: handshakes {always:?}");
+    for apdus in &always {
+        assert_eq!(apdus, &[VERIFY, SIGN], "{always:?}");
+    }
+}
+
+// --- the certificates API client's limits ----------------------------------------------
+
+/// Runs `command` to its end, failing the test if it takes longer than `limit` or its
+/// resident memory grows over `max_rss_mib` (it is killed then): a hang or an unbounded
+/// read is a failure, not a stuck test or an exhausted machine.
+fn run_bounded(command: &mut Command, limit: Duration, max_rss_mib: u64) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .unwrap_or(0);
+        peak_kib = peak_kib.max(rss);
+        let why = if peak_kib > max_rss_mib * 1024 {
+            Some(format!("its memory grew to {} MiB", peak_kib / 1024))
+        } else if started.elapsed() > limit {
+            Some(format!("it still ran after {limit:?}"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{command:?} was killed: {why}\nstderr: {}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: std::fs::read(&out).unwrap(), stderr: std::fs::read(&err).unwrap() }
+}
+
+#[test]
+fn setup_generate_gives_up_on_a_silent_stalled_or_endless_api_server_and_refuses_a_huge_wait() {
+    use support::kube_api::Misbehavior;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let _simulator = Simulator::start();
+    let pki = Pki::new().unwrap();
+    let kubeconfig = home.join("config");
+    let setup = |wait: &str| {
+        let mut command = keystation();
+        command
+            .args(["kube", "setup", "--generate", "--subject", "CN=alice", "--force"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--out-dir")
+            .arg(home.join("out"))
+            .args(["--slot", "9c", "--wait", wait, "--pin-file"])
+            .arg(pin_file(home))
+            .env("HOME", home);
+        command
+    };
+    let create_url = |api: &KubeApi| {
+        format!("{}/apis/certificates.k8s.io/v1/certificatesigningrequests", api.url())
+    };
+    // --wait 1: each request gets the minimum of 5 s.
+    for (misbehavior, expected) in [
+        (Misbehavior::NeverAnswer, "no complete answer from"),
+        (Misbehavior::StallInBody, "no complete answer from"),
+        (Misbehavior::EndlessBody, "is larger than 2097152 bytes"),
+    ] {
+        let api = KubeApi::start(
+            &pki,
+            KubeApiConfig {
+                token: Some("setup-token".into()),
+                client_certs: false,
+                misbehavior,
+                ..KubeApiConfig::default()
+            },
+        )
+        .unwrap();
+        std::fs::write(
+            &kubeconfig,
+            cluster_kubeconfig(&api.url(), &pki.ca.cert_pem, "    token: setup-token\n"),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let output = run_bounded(&mut setup("1"), WAIT, 256);
+        let elapsed = started.elapsed();
+        let stderr = text(&output.stderr);
+        eprintln!("{misbehavior:?}: failed after {elapsed:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(1), "{misbehavior:?}: {stderr}");
+        assert!(
+            stderr.contains("creating the CertificateSigningRequest")
+                && stderr.contains(&create_url(&api))
+                && stderr.contains(expected),
+            "{misbehavior:?}: {stderr}"
+        );
+        if misbehavior != Misbehavior::EndlessBody {
+            assert!(stderr.contains("within 5 s"), "{stderr}");
+            assert!(elapsed >= Duration::from_secs(5), "{elapsed:?}");
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(api.requests().len(), 1, "{:?}", api.requests());
+    }
+
+    // A --wait no clock can add is refused before anything happens, without a panic.
+    let api = KubeApi::start(
+        &pki,
+        KubeApiConfig {
+            token: Some("setup-token".into()),
+            client_certs: false,
+            approval: Approval::Manual,
+            ..KubeApiConfig::default()
+        },
+    )
+    .unwrap();
+    std::fs::write(
+        &kubeconfig,
+        cluster_kubeconfig(&api.url(), &pki.ca.cert_pem, "    token: setup-token\n"),
+    )
+    .unwrap();
+    let output = run_bounded(&mut setup("18446744073709551615"), WAIT, 256);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--wait 18446744073709551615 is too long"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
 }

@@ -19,7 +19,9 @@ use std::process::{Command, Output};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
-use support::kube_api::{Approval, Auth, CLIENT_SIGNER, CSR_PATH, KubeApi, KubeApiConfig};
+use support::kube_api::{
+    Approval, Auth, CLIENT_SIGNER, CSR_PATH, KubeApi, KubeApiConfig, Misbehavior,
+};
 use support::nginx::{ClientCerts, Nginx, NginxOptions, POD_NAME};
 use support::test_pki::{CLIENT_CN, KeyKind, Pki, PkiFiles, generate_key, parse_csr};
 
@@ -615,4 +617,40 @@ fn nginx_with_optional_client_certificates_answers_anonymous_requests() {
     let admin = curl(&ca, &url, &cert);
     let whoami: Value = serde_json::from_str(&admin.body).unwrap();
     assert_eq!(whoami["subject"], "CN=system:admin,O=system:masters");
+}
+
+#[test]
+fn csr_api_misbehaves_as_configured_never_answering_stalling_or_streaming_without_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new().unwrap();
+    let files = pki.write_to(dir.path()).unwrap();
+    let start = |misbehavior| {
+        KubeApi::start(&pki, KubeApiConfig { misbehavior, ..KubeApiConfig::default() }).unwrap()
+    };
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    // (HTTP status, bytes of body received, curl's exit code) within a 2 s limit.
+    let fetch = |api: &KubeApi| {
+        let output = run(Command::new(tool("curl"))
+            .args(["-sS", "--max-time", "2", "-o", "/dev/null", "--cacert"])
+            .arg(&files.ca_cert)
+            .args(["-H", &bearer, "-w", "%{http_code} %{size_download}"])
+            .arg(format!("{}{CSR_PATH}", api.url())));
+        let stdout = text(&output.stdout);
+        let (status, size) = stdout.split_once(' ').unwrap_or(("0", "0"));
+        (status.parse::<u16>().unwrap(), size.parse::<u64>().unwrap(), output.status.code())
+    };
+
+    // curl's exit code 28: "operation timed out".
+    let silent = start(Misbehavior::NeverAnswer);
+    assert_eq!(fetch(&silent), (0, 0, Some(28)));
+    assert_eq!(silent.requests().len(), 1, "the request arrived: {:?}", silent.requests());
+    assert_eq!(silent.requests()[0].status, 0);
+
+    let (status, size, exit) = fetch(&start(Misbehavior::StallInBody));
+    assert_eq!((status, exit), (200, Some(28)));
+    assert!((1..1000).contains(&size), "{size} bytes");
+
+    let (status, size, exit) = fetch(&start(Misbehavior::EndlessBody));
+    assert_eq!((status, exit), (200, Some(28)));
+    assert!(size > 16 * 1024 * 1024, "only {size} bytes in 2 s");
 }

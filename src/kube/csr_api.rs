@@ -26,6 +26,21 @@ use super::{KubeError, Server};
 pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
 const CSR_PATH: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
+/// The largest response body read from the API server: 2 MiB.
+///
+/// The answers this client reads are one CertificateSigningRequest (the CSR, the issued
+/// certificate chain, conditions and `managedFields`: typically 3–10 KiB, RSA-4096 and a
+/// long chain included) or a `meta/v1` Status (under 1 KiB). No stored Kubernetes object
+/// can be much larger than etcd's default request limit of 1.5 MiB
+/// (`--max-request-bytes`), so 2 MiB fits anything a real API server can send here with
+/// room to spare, while a broken or hostile server that streams without end is cut off
+/// before it costs more than that much memory.
+pub const MAX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
+
+/// How long one request may take at most (connect, TLS handshake, request, whole
+/// answer), unless the client is given a shorter timeout ([`ApiClient::with_timeout`]).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 enum Credentials {
     /// In the TLS configuration.
     ClientCertificate,
@@ -38,6 +53,7 @@ pub struct ApiClient {
     server: Server,
     tls: tokio_rustls::TlsConnector,
     credentials: Credentials,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -95,13 +111,51 @@ impl ApiClient {
             server: server.clone(),
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             credentials,
+            timeout: REQUEST_TIMEOUT,
         })
     }
 
-    /// One request with a JSON body (or none); returns the status and the JSON answer
-    /// (`Null` when the body is not JSON).
+    /// The same client with every request limited to `timeout` (connect to whole answer)
+    /// instead of [`REQUEST_TIMEOUT`].
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `https://host:port/path`, as errors name it.
+    fn url(&self, path: &str) -> String {
+        let host = &self.server.host;
+        if host.contains(':') {
+            format!("https://[{host}]:{}{path}", self.server.port)
+        } else {
+            format!("https://{host}:{}{path}", self.server.port)
+        }
+    }
+
+    /// One request with a JSON body (or none), `what` naming it for errors; returns the
+    /// status and the JSON answer (`Null` when the body is not JSON). The whole exchange
+    /// is limited to the client's timeout and the answer to [`MAX_RESPONSE_BYTES`].
     async fn call(
         &self,
+        what: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), KubeError> {
+        match tokio::time::timeout(self.timeout, self.exchange(what, method, path, body)).await {
+            Ok(result) => result,
+            Err(_) => Err(KubeError::ApiTimeout {
+                what,
+                url: self.url(path),
+                seconds: self.timeout.as_secs_f64(),
+            }),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        what: &'static str,
         method: Method,
         path: &str,
         body: Option<&Value>,
@@ -118,9 +172,10 @@ impl ApiClient {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(KubeError::UpstreamHttp)?;
-        tokio::spawn(async move {
+        // Ends the connection's task with this call, also when the call times out.
+        let _connection = AbortOnDrop(tokio::spawn(async move {
             let _ = connection.await;
-        });
+        }));
         let payload = body.map(Value::to_string).unwrap_or_default();
         let mut request = Request::builder()
             .method(method)
@@ -161,8 +216,27 @@ impl ApiClient {
             .map_err(|e| KubeError::Csr(format!("cannot build the request: {e}")))?;
         let response = sender.send_request(request).await.map_err(KubeError::UpstreamHttp)?;
         let status = response.status();
-        let bytes =
-            response.into_body().collect().await.map_err(KubeError::UpstreamHttp)?.to_bytes();
+        let too_large =
+            || KubeError::ApiTooLarge { what, url: self.url(path), limit: MAX_RESPONSE_BYTES };
+        let announced = response
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if announced.is_some_and(|length| length > MAX_RESPONSE_BYTES as u64) {
+            return Err(too_large());
+        }
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(KubeError::UpstreamHttp)?;
+            if let Ok(data) = frame.into_data() {
+                if data.len() > MAX_RESPONSE_BYTES - bytes.len() {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
         Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 
@@ -188,20 +262,21 @@ impl ApiClient {
             "metadata": {"name": name},
             "spec": spec,
         });
-        let (status, answer) = self.call(Method::POST, CSR_PATH, Some(&object)).await?;
+        let what = "creating the CertificateSigningRequest";
+        let (status, answer) = self.call(what, Method::POST, CSR_PATH, Some(&object)).await?;
         if status == StatusCode::CREATED || status == StatusCode::OK {
             return Ok(());
         }
-        Err(refused("creating the CertificateSigningRequest", status, &answer))
+        Err(refused(what, status, &answer))
     }
 
     /// Approves `name` (what `kubectl certificate approve` does): adds an `Approved`
     /// condition through the `approval` subresource.
     pub async fn approve(&self, name: &str) -> Result<(), KubeError> {
         let path = format!("{CSR_PATH}/{name}");
-        let (status, mut object) = self.call(Method::GET, &path, None).await?;
+        let (status, mut object) = self.call(READING, Method::GET, &path, None).await?;
         if status != StatusCode::OK {
-            return Err(refused("reading the CertificateSigningRequest", status, &object));
+            return Err(refused(READING, status, &object));
         }
         let condition = json!({
             "type": "Approved",
@@ -213,27 +288,29 @@ impl ApiClient {
             Some(conditions) => conditions.push(condition),
             None => object["status"] = json!({"conditions": [condition]}),
         }
+        let what = "approving the CertificateSigningRequest";
         let (status, answer) =
-            self.call(Method::PUT, &format!("{path}/approval"), Some(&object)).await?;
+            self.call(what, Method::PUT, &format!("{path}/approval"), Some(&object)).await?;
         if status == StatusCode::OK {
             return Ok(());
         }
-        Err(refused("approving the CertificateSigningRequest", status, &answer))
+        Err(refused(what, status, &answer))
     }
 
     /// Polls `name` until the certificate is issued (returns its PEM), the request is
-    /// denied or failed, or `timeout` passes.
+    /// denied or failed, or `timeout` passes. A `timeout` too long for the clock to
+    /// represent (`Duration::MAX`) means no deadline.
     pub async fn wait_for_certificate(
         &self,
         name: &str,
         timeout: Duration,
     ) -> Result<String, KubeError> {
         let path = format!("{CSR_PATH}/{name}");
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
-            let (status, object) = self.call(Method::GET, &path, None).await?;
+            let (status, object) = self.call(READING, Method::GET, &path, None).await?;
             if status != StatusCode::OK {
-                return Err(refused("reading the CertificateSigningRequest", status, &object));
+                return Err(refused(READING, status, &object));
             }
             for condition in
                 object.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten()
@@ -258,7 +335,7 @@ impl ApiClient {
                 return String::from_utf8(pem)
                     .map_err(|_| KubeError::Csr("status.certificate is not PEM".into()));
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Err(KubeError::Csr(format!(
                     "request {name} was not approved within {}s: approve it with `kubectl certificate \
                      approve {name}` and run setup again, or pass --approve if you may approve it",
@@ -267,6 +344,17 @@ impl ApiClient {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+const READING: &str = "reading the CertificateSigningRequest";
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -26,6 +26,20 @@ use keystation_x509::{CertificateOptions, DistinguishedName, ExtendedKeyUsage};
 use super::{KubeError, Server, slot_name};
 use crate::piv_cmd::{AccessArgs, Pin};
 
+/// The longest `--wait` accepted: 7 days. A CSR waits for a person to approve it, so
+/// longer waits are mistakes; and a duration added to the clock must not overflow it.
+pub const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The shortest time one certificates API request gets, however short `--wait` is.
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one certificates API request may take: `wait` (`--wait`), but at least
+/// [`MIN_REQUEST_TIMEOUT`] and at most [`REQUEST_TIMEOUT`](super::csr_api::REQUEST_TIMEOUT),
+/// so that a stalled API server fails setup about as soon as the user asked to give up.
+pub fn request_timeout(wait: Duration) -> Duration {
+    wait.clamp(MIN_REQUEST_TIMEOUT, super::csr_api::REQUEST_TIMEOUT)
+}
+
 /// How to set up.
 #[derive(Debug, Clone)]
 pub struct SetupOptions {
@@ -66,6 +80,14 @@ pub struct SetupOptions {
 /// Runs the setup and prints what it did.
 pub fn run(options: &SetupOptions, out: &mut dyn Write) -> Result<(), crate::Error> {
     let listen = super::proxy::parse_listen(&options.listen)?;
+    if options.wait > MAX_WAIT {
+        return Err(KubeError::Usage(format!(
+            "--wait {} is too long: at most {} seconds (7 days)",
+            options.wait.as_secs(),
+            MAX_WAIT.as_secs()
+        ))
+        .into());
+    }
     let kubeconfig = match &options.kubeconfig {
         Some(path) => Kubeconfig::load(&[path])?,
         None => Kubeconfig::load_default()?,
@@ -242,7 +264,8 @@ fn generate(
     let subject = DistinguishedName::parse(&subject).map_err(KubeError::x509("bad --subject"))?;
     // The API client is made first: a context without usable credentials fails before
     // the card changes.
-    let api = super::csr_api::ApiClient::new(server, &context.user)?;
+    let api = super::csr_api::ApiClient::new(server, &context.user)?
+        .with_timeout(request_timeout(options.wait));
     let public = piv
         .generate(options.slot, options.algorithm, options.pin_policy, options.touch_policy)
         .map_err(KubeError::piv(format!("cannot generate a key in slot {name}")))?;
@@ -302,4 +325,17 @@ fn generate(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_requests_get_wait_but_between_5_and_30_seconds() {
+        let secs = |s| request_timeout(Duration::from_secs(s)).as_secs();
+        assert_eq!((secs(0), secs(1), secs(5)), (5, 5, 5));
+        assert_eq!((secs(20), secs(30), secs(300)), (20, 30, 30));
+        assert_eq!(request_timeout(Duration::MAX).as_secs(), 30);
+    }
 }

@@ -2,9 +2,9 @@
 //! [`CardSigningKey`] for a signature in each handshake (the client's CertificateVerify,
 //! RFC 8446 §4.4.3 / RFC 5246 §7.4.8), and the signature is made by the card.
 //!
-//! Cards are blocking devices, so one thread owns the card ([`CardKey`]) and signs on
-//! request; rustls's synchronous signer hands the request over and waits, inside
-//! [`tokio::task::block_in_place`] so the runtime's other tasks keep running.
+//! Cards are blocking devices, so one thread owns the card and signs on request
+//! ([`CardKey`], [`SignRequests`]); rustls's synchronous signer hands the request over and
+//! waits, inside [`tokio::task::block_in_place`] so the runtime's other tasks keep running.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -58,28 +58,62 @@ impl TlsScheme {
     }
 }
 
-/// One open session with the key on a card (see [`super::card`] for the PIV one).
-pub trait KeySession: Send {
-    /// Signs `message` (the whole TLS signing input; the session hashes it).
-    fn sign(&mut self, scheme: TlsScheme, message: &[u8]) -> Result<Vec<u8>, KubeError>;
-}
-
-/// Opens a [`KeySession`]: connects to the card and finds the key.
-pub type Opener = Box<dyn FnMut() -> Result<Box<dyn KeySession>, KubeError> + Send>;
-
-struct SignJob {
-    scheme: TlsScheme,
-    message: Vec<u8>,
+/// A request for one signature, for the thread that owns the card; answer it with
+/// [`answer`](Self::answer).
+pub struct SignRequest {
+    /// The scheme rustls chose.
+    pub scheme: TlsScheme,
+    /// The whole TLS signing input (the card's side hashes it).
+    pub message: Vec<u8>,
     reply: mpsc::Sender<Result<Vec<u8>, KubeError>>,
 }
 
-/// The card's key, served by a thread that owns the card. Cheap to clone.
+impl std::fmt::Debug for SignRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignRequest").field("scheme", &self.scheme).finish_non_exhaustive()
+    }
+}
+
+impl SignRequest {
+    /// Sends the signature (or why there is none) to the handshake waiting for it.
+    pub fn answer(self, result: Result<Vec<u8>, KubeError>) {
+        // The handshake may have given up meanwhile; nobody is left to tell.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The signature requests of a [`CardKey`], one at a time, for the thread that owns the
+/// card (see [`super::card`]).
+#[derive(Debug)]
+pub struct SignRequests(mpsc::Receiver<SignRequest>);
+
+impl SignRequests {
+    /// Waits for the next request; `None` once every clone of the [`CardKey`] is gone.
+    pub fn next(&self) -> Option<SignRequest> {
+        self.0.recv().ok()
+    }
+}
+
+/// The sending end of [`SignRequests`], made into a [`CardKey`] once the key's algorithm
+/// is known ([`CardKey::new`]).
+#[derive(Debug)]
+pub struct SignSender(mpsc::Sender<SignRequest>);
+
+/// A new request queue: the end a [`CardKey`] is made of, and the end the card's thread
+/// serves.
+pub fn sign_channel() -> (SignSender, SignRequests) {
+    let (sender, receiver) = mpsc::channel();
+    (SignSender(sender), SignRequests(receiver))
+}
+
+/// The card's key, served by the thread that owns the card. Cheap to clone.
 ///
-/// The session is opened on first use and again after the card failed (removed and put
-/// back, say), so the proxy outlives a removal.
+/// That thread keeps its session with the card between signatures (the PIV application
+/// stays selected, so a PIN verified once stays verified), and reconnects after the card
+/// failed (removed and put back, say), so the proxy outlives a removal.
 #[derive(Clone)]
 pub struct CardKey {
-    requests: mpsc::Sender<SignJob>,
+    requests: mpsc::Sender<SignRequest>,
     algorithm: KeyAlgorithm,
 }
 
@@ -90,25 +124,10 @@ impl std::fmt::Debug for CardKey {
 }
 
 impl CardKey {
-    /// Starts the card's thread. `session` is an already open session (the one that
-    /// found the key at start), `opener` opens the next ones.
-    pub fn start(
-        algorithm: KeyAlgorithm,
-        session: Option<Box<dyn KeySession>>,
-        mut opener: Opener,
-    ) -> Result<Self, KubeError> {
-        let (requests, jobs) = mpsc::channel::<SignJob>();
-        std::thread::Builder::new()
-            .name("card-key".into())
-            .spawn(move || {
-                let mut session = session;
-                for job in jobs {
-                    let result = sign_with(&mut session, &mut opener, job.scheme, &job.message);
-                    let _ = job.reply.send(result);
-                }
-            })
-            .map_err(KubeError::Thread)?;
-        Ok(Self { requests, algorithm })
+    /// A key of `algorithm` whose signatures are made by whoever serves `sender`'s
+    /// [`SignRequests`].
+    pub fn new(algorithm: KeyAlgorithm, sender: SignSender) -> Self {
+        Self { requests: sender.0, algorithm }
     }
 
     /// The key's algorithm.
@@ -120,32 +139,10 @@ impl CardKey {
     pub fn sign(&self, scheme: TlsScheme, message: &[u8]) -> Result<Vec<u8>, KubeError> {
         let (reply, answer) = mpsc::channel();
         self.requests
-            .send(SignJob { scheme, message: message.to_vec(), reply })
+            .send(SignRequest { scheme, message: message.to_vec(), reply })
             .map_err(|_| KubeError::CardThreadGone)?;
         answer.recv().map_err(|_| KubeError::CardThreadGone)?
     }
-}
-
-/// Signs with the open session, opening one first if needed; a session whose card
-/// failed is dropped so that the next signature connects again.
-fn sign_with(
-    session: &mut Option<Box<dyn KeySession>>,
-    opener: &mut Opener,
-    scheme: TlsScheme,
-    message: &[u8],
-) -> Result<Vec<u8>, KubeError> {
-    if session.is_none() {
-        *session = Some(opener()?);
-    }
-    let Some(open) = session.as_mut() else { return Err(KubeError::CardThreadGone) };
-    let result = open.sign(scheme, message);
-    if let Err(error) = &result
-        && error.card_failed()
-    {
-        tracing::debug!("card session closed: {}", crate::error::describe(error));
-        *session = None;
-    }
-    result
 }
 
 /// Runs a blocking call from rustls's synchronous signer without stalling the runtime.

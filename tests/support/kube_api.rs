@@ -24,6 +24,9 @@
 //!
 //! Every request is recorded ([`KubeApi::requests`]) with its method, path, credentials and
 //! answer, for assertions.
+//!
+//! [`Misbehavior`] makes it a broken server instead, for the client's limits: one that
+//! never answers, one whose answer never ends, one that stops in the middle of an answer.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
@@ -66,6 +69,21 @@ pub enum Approval {
     Deny(String),
 }
 
+/// How the server answers every request (after the TLS handshake and reading the request).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Misbehavior {
+    /// As the module documentation says.
+    #[default]
+    None,
+    /// Never answers: the connection stays open and silent.
+    NeverAnswer,
+    /// 200 with a chunked JSON-looking body that never ends (64 KiB chunks, as fast as the
+    /// client reads).
+    EndlessBody,
+    /// 200 with the headers and the first 100 bytes of a body, then silence.
+    StallInBody,
+}
+
 /// How clients may authenticate.
 #[derive(Clone, Debug)]
 pub struct KubeApiConfig {
@@ -75,6 +93,9 @@ pub struct KubeApiConfig {
     pub client_certs: bool,
     /// When CSRs get approved.
     pub approval: Approval,
+    /// A broken server instead. Requests are still recorded: status 0 for those never
+    /// answered, 200 for answers whose body never ends.
+    pub misbehavior: Misbehavior,
 }
 
 impl Default for KubeApiConfig {
@@ -83,6 +104,7 @@ impl Default for KubeApiConfig {
             token: Some("keystation-test-token".to_owned()),
             client_certs: true,
             approval: Approval::AfterGets { pending_gets: 1 },
+            misbehavior: Misbehavior::None,
         }
     }
 }
@@ -290,7 +312,7 @@ async fn accept_loop(
             let service = hyper::service::service_fn(move |request| {
                 let shared = shared.clone();
                 let peer = peer.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, peer, request).await) }
+                async move { Ok::<_, Infallible>(misbehave(&shared, peer, request).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -301,6 +323,82 @@ async fn accept_loop(
 }
 
 type Answer = Response<Full<Bytes>>;
+
+/// An answer's body: a whole one, or one of [`Misbehavior`]'s.
+enum ReplyBody {
+    Full(Full<Bytes>),
+    Endless,
+    /// Sends `Some` once, then stays pending for ever.
+    Stall(Option<Bytes>),
+}
+
+impl hyper::body::Body for ReplyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        use std::task::Poll;
+        static CHUNK: [u8; 64 * 1024] = [b' '; 64 * 1024];
+        match self.get_mut() {
+            Self::Full(full) => std::pin::Pin::new(full).poll_frame(cx),
+            Self::Endless => {
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(&CHUNK)))))
+            }
+            Self::Stall(first) => match first.take() {
+                Some(data) => Poll::Ready(Some(Ok(hyper::body::Frame::data(data)))),
+                // Never woken: the connection stays open with the answer unfinished.
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// Answers as configured: [`handle`] or one of the [`Misbehavior`]s (recorded too).
+async fn misbehave(
+    shared: &Shared,
+    peer: Option<String>,
+    request: Request<Incoming>,
+) -> Response<ReplyBody> {
+    let misbehavior = shared.config.misbehavior;
+    if misbehavior == Misbehavior::None {
+        return handle(shared, peer, request).await.map(ReplyBody::Full);
+    }
+    let status = if misbehavior == Misbehavior::NeverAnswer { 0 } else { 200 };
+    let bearer = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let auth = match (bearer, peer) {
+        (Some(token), _) => Auth::Bearer(token),
+        (None, Some(subject)) => Auth::ClientCert(subject),
+        (None, None) => Auth::Anonymous,
+    };
+    shared.lock().seen.push(SeenRequest {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        auth,
+        status,
+    });
+    let _ = request.into_body().collect().await;
+    let body = match misbehavior {
+        Misbehavior::NeverAnswer => return std::future::pending().await,
+        Misbehavior::EndlessBody => ReplyBody::Endless,
+        _ => ReplyBody::Stall(Some(Bytes::from_static(
+            br#"{"kind":"CertificateSigningRequest","apiVersion":"certificates.k8s.io/v1","metadata":{"name":"#,
+        ))),
+    };
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
 
 fn answer(status: StatusCode, body: &Value) -> Answer {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
