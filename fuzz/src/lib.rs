@@ -315,3 +315,11 @@ pub fn piv_objects(data: &[u8]) {
 pub fn pcscd_replies(data: &[u8]) {
     keystation_pcsc::fuzzing::pcscd_replies(data);
 }
+
+mod state_file;
+mod vpcd;
+mod x509;
+
+pub use state_file::softcard_state;
+pub use vpcd::vpcd_frames;
+pub use x509::{private_key, x509_attestation, x509_csr, x509_name, x509_pem};

@@ -62,3 +62,38 @@ fn piv_objects_seeds() {
 fn pcscd_replies_seeds() {
     replay("pcscd_replies", keystation_fuzz::pcscd_replies);
 }
+
+#[test]
+fn x509_pem_seeds() {
+    replay("x509_pem", keystation_fuzz::x509_pem);
+}
+
+#[test]
+fn private_key_seeds() {
+    replay("private_key", keystation_fuzz::private_key);
+}
+
+#[test]
+fn x509_csr_seeds() {
+    replay("x509_csr", keystation_fuzz::x509_csr);
+}
+
+#[test]
+fn x509_name_seeds() {
+    replay("x509_name", keystation_fuzz::x509_name);
+}
+
+#[test]
+fn x509_attestation_seeds() {
+    replay("x509_attestation", keystation_fuzz::x509_attestation);
+}
+
+#[test]
+fn softcard_state_seeds() {
+    replay("softcard_state", keystation_fuzz::softcard_state);
+}
+
+#[test]
+fn vpcd_frames_seeds() {
+    replay("vpcd_frames", keystation_fuzz::vpcd_frames);
+}
