@@ -24,20 +24,21 @@
 mod defguard_core;
 #[path = "support/simulator.rs"]
 mod simulator;
+#[path = "support/station_process.rs"]
+mod station_process;
 #[path = "support/test_pki.rs"]
 mod test_pki;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use defguard_core::{Core, Done, TOKEN, serve};
 use simulator::{SERIAL, Simulator, tool};
+use station_process::StationProcess;
 
 /// Upper bound for one provisioning job (keys generated on the software card).
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
-/// Upper bound for anything else (an exit after SIGTERM).
-const WAIT: Duration = Duration::from_secs(30);
 
 /// What the default PIN policy of the station does, as its job log line says it.
 const PINS_LINE: &str = "user PIN left at the factory value 123456 for the holder to change; \
@@ -49,63 +50,6 @@ fn required_path(variable: &str, how: &str) -> PathBuf {
     });
     assert!(path.is_file(), "{variable}={} is not a file", path.display());
     path
-}
-
-/// A station process whose stderr goes to a file; killed when dropped.
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Running {
-    fn spawn(command: &mut Command, log: PathBuf) -> Self {
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting the station");
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn report(&mut self, core: &Core, job: u32) -> Done {
-        let deadline = Instant::now() + JOB_TIMEOUT;
-        loop {
-            if let Some(done) = core.done(job) {
-                return done;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("the station exited ({status}) before reporting:\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "no report of job {job}:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit code.
-    async fn terminate(&mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The directory and file name of the private pcscd's socket.
@@ -194,13 +138,13 @@ async fn static_binary_in_an_empty_root_provisions_over_tls_by_name() {
         .arg(&root)
         .args(["/keystation", "station", "--grpc", &url, "--ca-file", "/ca.pem"])
         .args(["--id", "static-station", "--poll-interval", "100ms"]);
-    let mut station = Running::spawn(&mut command, dir.path().join("station.log"));
+    let mut station = StationProcess::spawn(&mut command, dir.path().join("station.log"));
 
     let job = core.enqueue("Ada", "Lovelace", "ada@example.com");
-    let done = station.report(&core, job).await;
+    let done = station.report(&core, job, JOB_TIMEOUT).await;
     assert_eq!(done.worker, "static-station");
     assert_provisioned(&done, &station.log());
-    assert_eq!(station.terminate().await, Some(0), "{}", station.log());
+    assert_eq!(station.terminate().await.code(), Some(0), "{}", station.log());
     server.stop().await;
     drop(simulator);
 }
@@ -318,12 +262,12 @@ async fn installed_package_runs_the_station_from_its_unit() {
         .arg(tool("setsid"))
         .args(unit.exec_start.iter().map(|word| expand(word)))
         .current_dir("/");
-    let mut station = Running::spawn(&mut command, dir.path().join("station.log"));
+    let mut station = StationProcess::spawn(&mut command, dir.path().join("station.log"));
 
     let job = core.enqueue("Ada", "Lovelace", "ada@example.com");
-    let done = station.report(&core, job).await;
+    let done = station.report(&core, job, JOB_TIMEOUT).await;
     assert_provisioned(&done, &station.log());
-    assert_eq!(station.terminate().await, Some(0), "{}", station.log());
+    assert_eq!(station.terminate().await.code(), Some(0), "{}", station.log());
     // The job journal lived in the state directory and is gone with the job.
     assert!(!state.join("running-job").exists());
     server.stop().await;

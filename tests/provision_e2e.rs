@@ -21,15 +21,18 @@ mod defguard_core;
 mod gnupg;
 #[path = "support/simulator.rs"]
 mod simulator;
+#[path = "support/station_process.rs"]
+mod station_process;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use defguard_core::{Core, Done, TOKEN, serve};
+use defguard_core::{Core, TOKEN, serve};
 use gnupg::{Gnupg, field, spaced_fingerprint};
 use keystation_pcsc::PcscContext;
 use simulator::{SERIAL, Simulator, run, tool};
+use station_process::StationProcess;
 
 /// Upper bound for one provisioning job (keys generated on the card, debug build).
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
@@ -46,11 +49,24 @@ fn simulated_aid() -> String {
     format!("D2760001240103040006{SERIAL}0000")
 }
 
-/// A running `keystation station`; its stderr goes to a file. Dropping it kills it.
+/// A running `keystation station` with its working directory (PIN files, token file,
+/// state directory, log); dropping it kills it.
 struct Station {
-    child: Child,
-    log: PathBuf,
+    process: StationProcess,
     dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Station {
+    type Target = StationProcess;
+    fn deref(&self) -> &StationProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Station {
+    fn deref_mut(&mut self) -> &mut StationProcess {
+        &mut self.process
+    }
 }
 
 impl Station {
@@ -98,64 +114,11 @@ impl Station {
     /// Spawns `command` (whose environment it cleared) in `dir`, adding the private pcscd's
     /// socket to the environment; stderr goes to `dir/station.log`.
     fn spawn(mut command: Command, dir: tempfile::TempDir) -> Self {
-        let log = dir.path().join("station.log");
         let socket = std::env::var("PCSCLITE_CSOCK_NAME")
             .expect("PCSCLITE_CSOCK_NAME is not set: run through scripts/with-pcscd");
-        let child = command
-            .current_dir(dir.path())
-            .env("PCSCLITE_CSOCK_NAME", socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting keystation station");
-        Self { child, log, dir }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (at most `timeout`) for defguard's report of `job`.
-    async fn report(&mut self, core: &Core, job: u32, timeout: Duration) -> Done {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(done) = core.done(job) {
-                return done;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("the station exited ({status}) before reporting job {job}:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no report of job {job} within {timeout:?}; station log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Sends SIGTERM and returns the exit status (fails the test after [`WAIT`]).
-    async fn terminate(&mut self) -> ExitStatus {
-        let status =
-            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Station {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = &self.dir;
+        command.current_dir(dir.path()).env("PCSCLITE_CSOCK_NAME", socket);
+        let process = StationProcess::spawn(&mut command, dir.path().join("station.log"));
+        Self { process, dir }
     }
 }
 
@@ -598,9 +561,8 @@ impl Opcard {
             });
         assert!(binary.is_file(), "KEYSTATION_TEST_OPCARD_VPCD={} is not a file", binary.display());
         let port: u16 = std::env::var("KEYSTATION_TEST_VPCD_PORT").unwrap().parse().unwrap();
-        let first = std::env::var("KEYSTATION_TEST_VPCD_READER")
-            .unwrap_or_else(|_| simulator::DEFAULT_READER.into());
-        let reader = format!("{} 01", first.strip_suffix(" 00").unwrap_or(&first));
+        let reader = std::env::var("KEYSTATION_TEST_VPCD_READER2")
+            .unwrap_or_else(|_| simulator::DEFAULT_SECOND_READER.into());
         let context = PcscContext::establish().unwrap();
         let mut opcard = Self { child: None, reader, context };
         opcard.wait_for_card(false);

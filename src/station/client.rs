@@ -248,7 +248,7 @@ fn read_ca(path: &Path) -> Result<Certificate, StationError> {
             reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".to_owned(),
         });
     }
-    Ok(Certificate::from_pem(pem.to_vec()))
+    Ok(Certificate::from_pem(pem.as_slice()))
 }
 
 /// An error and its sources, `: `-separated, without repeating a part already said (tonic's

@@ -99,6 +99,7 @@ fn parse(text: &str) -> Option<(u32, u32)> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
