@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use simulator::Simulator;
 use support::kube_api::{Approval, Auth, KubeApi, KubeApiConfig};
 use support::nginx::{Nginx, NginxOptions, POD_NAME};
-use support::test_pki::{CLIENT_CN, Pki};
+use support::test_pki::{CLIENT_CN, Identity, Pki};
 
 /// The bound the issue sets for revoking access after the card is pulled.
 const REVOCATION_BOUND: Duration = Duration::from_secs(1);
@@ -214,9 +214,7 @@ fn setup_imports_the_key_kubectl_works_through_the_proxy_and_removal_revokes_wit
     let state_arg = state.to_str().unwrap();
     let mut simulator = Simulator::start_with(&["--state", state_arg]);
     let pki = Pki::new().unwrap();
-    let nginx_dir = home.join("nginx");
-    std::fs::create_dir(&nginx_dir).unwrap();
-    let nginx = Nginx::start(&nginx_dir, &pki, &NginxOptions::default()).unwrap();
+    let nginx = start_nginx(home, &pki);
 
     // The cluster's kubeconfig, with the client key in it as k3s writes it.
     let kubeconfig = home.join("k3s.yaml");
@@ -385,9 +383,7 @@ fn setup_generate_makes_the_key_on_the_card_and_gets_it_certified() {
     assert!(card_key.contains("Origin:           Generated"), "{card_key}");
 
     // The generated key authenticates to nginx through the proxy.
-    let nginx_dir = home.join("nginx");
-    std::fs::create_dir(&nginx_dir).unwrap();
-    let nginx = Nginx::start(&nginx_dir, &pki, &NginxOptions::default()).unwrap();
+    let nginx = start_nginx(home, &pki);
     let proxy_config = home.join("proxy.yml");
     std::fs::write(&proxy_config, cluster_kubeconfig(&nginx.url(), &pki.ca.cert_pem, "    {}\n"))
         .unwrap();
@@ -580,12 +576,8 @@ fn an_rsa_client_key_signs_the_handshake_on_the_card_with_pss() {
     let home = home.path();
     let _simulator = Simulator::start();
     let pki = Pki::new().unwrap();
-    let nginx_dir = home.join("nginx");
-    std::fs::create_dir(&nginx_dir).unwrap();
-    let nginx = Nginx::start(&nginx_dir, &pki, &NginxOptions::default()).unwrap();
-    let kubeconfig = home.join("kubeadm.conf");
-    let user = client_cert_user(&pki.client_rsa.cert_pem, &pki.client_rsa.key_pem);
-    std::fs::write(&kubeconfig, cluster_kubeconfig(&nginx.url(), &pki.ca.cert_pem, &user)).unwrap();
+    let nginx = start_nginx(home, &pki);
+    let kubeconfig = client_kubeconfig(&home.join("kubeadm.conf"), &nginx, &pki, &pki.client_rsa);
     let out_dir = home.join("kube");
     ok(keystation()
         .args(["kube", "setup", "--slot", "9e", "--listen", "127.0.0.1:0", "--kubeconfig"])
@@ -649,6 +641,21 @@ fn select_piv_elsewhere(simulator: &Simulator) {
     assert_eq!(&response[n - 2..n], [0x90, 0x00]);
 }
 
+/// nginx, the API server stand-in, serving with `pki`'s server certificate from `home/nginx`.
+fn start_nginx(home: &Path, pki: &Pki) -> Nginx {
+    let dir = home.join("nginx");
+    std::fs::create_dir(&dir).unwrap();
+    Nginx::start(&dir, pki, &NginxOptions::default()).unwrap()
+}
+
+/// Writes a kubeconfig for `nginx` whose user is `identity`'s client certificate and key,
+/// as kubeadm and k3s write them; returns `path`.
+fn client_kubeconfig(path: &Path, nginx: &Nginx, pki: &Pki, identity: &Identity) -> PathBuf {
+    let user = client_cert_user(&identity.cert_pem, &identity.key_pem);
+    std::fs::write(path, cluster_kubeconfig(&nginx.url(), &pki.ca.cert_pem, &user)).unwrap();
+    path.to_owned()
+}
+
 const SIGN: &str = "87"; // GENERAL AUTHENTICATE
 const VERIFY: &str = "20";
 const SELECT: &str = "A4";
@@ -659,12 +666,8 @@ fn pin_policy_once_sends_the_pin_once_and_a_handshake_costs_only_the_signature()
     let home = home.path();
     let simulator = Simulator::start();
     let pki = Pki::new().unwrap();
-    let nginx_dir = home.join("nginx");
-    std::fs::create_dir(&nginx_dir).unwrap();
-    let nginx = Nginx::start(&nginx_dir, &pki, &NginxOptions::default()).unwrap();
-    let kubeconfig = home.join("k3s.yaml");
-    let user = client_cert_user(&pki.client.cert_pem, &pki.client.key_pem);
-    std::fs::write(&kubeconfig, cluster_kubeconfig(&nginx.url(), &pki.ca.cert_pem, &user)).unwrap();
+    let nginx = start_nginx(home, &pki);
+    let kubeconfig = client_kubeconfig(&home.join("k3s.yaml"), &nginx, &pki, &pki.client);
     // The same key twice: 9a with PIN policy once, 9c with always.
     for (slot, policy) in [("9a", "once"), ("9c", "always")] {
         ok(keystation()

@@ -356,6 +356,21 @@ impl hyper::body::Body for ReplyBody {
     }
 }
 
+/// Who the request says it is: its bearer token, else the client certificate's subject.
+fn auth_of(request: &Request<Incoming>, peer: Option<String>) -> Auth {
+    let bearer = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    match (bearer, peer) {
+        (Some(token), _) => Auth::Bearer(token),
+        (None, Some(subject)) => Auth::ClientCert(subject),
+        (None, None) => Auth::Anonymous,
+    }
+}
+
 /// Answers as configured: [`handle`] or one of the [`Misbehavior`]s (recorded too).
 async fn misbehave(
     shared: &Shared,
@@ -367,17 +382,7 @@ async fn misbehave(
         return handle(shared, peer, request).await.map(ReplyBody::Full);
     }
     let status = if misbehavior == Misbehavior::NeverAnswer { 0 } else { 200 };
-    let bearer = request
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    let auth = match (bearer, peer) {
-        (Some(token), _) => Auth::Bearer(token),
-        (None, Some(subject)) => Auth::ClientCert(subject),
-        (None, None) => Auth::Anonymous,
-    };
+    let auth = auth_of(&request, peer);
     shared.lock().seen.push(SeenRequest {
         method: request.method().to_string(),
         path: request.uri().path().to_owned(),
@@ -431,17 +436,7 @@ async fn handle(shared: &Shared, peer: Option<String>, request: Request<Incoming
     let path = request.uri().path().to_owned();
     let path_and_query =
         request.uri().path_and_query().map_or_else(|| path.clone(), ToString::to_string);
-    let bearer = request
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    let auth = match (bearer, peer) {
-        (Some(token), _) => Auth::Bearer(token),
-        (None, Some(subject)) => Auth::ClientCert(subject),
-        (None, None) => Auth::Anonymous,
-    };
+    let auth = auth_of(&request, peer);
     let body = match request.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::new(),
