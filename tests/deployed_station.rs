@@ -1,4 +1,3 @@
-#![cfg(all(feature = "test-deploy", feature = "openpgp", feature = "grpc"))]
 //! The station as operators deploy it, with the artifacts they install:
 //!
 //! - the fully static binary (`scripts/static-build`; its path in
@@ -18,6 +17,7 @@
 //! ```
 //!
 //! Needs root (a mount namespace, chroot, a system user), like CI has.
+#![cfg(all(feature = "test-deploy", feature = "openpgp", feature = "grpc"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
 #[path = "support/defguard_core.rs"]

@@ -362,7 +362,15 @@ impl Station {
                          reporting it as failed instead of running it again",
                         journal::MAX_STARTS
                     );
-                    return failed(job_id, GAVE_UP);
+                    return failed(
+                        job_id,
+                        &format!(
+                            "the station stopped during each of {} attempts at this job (a \
+                             crash, the out-of-memory killer or a power cut); it is not run \
+                             again: see the station's log",
+                            journal::MAX_STARTS
+                        ),
+                    );
                 }
                 Err(error) => tracing::warn!("cannot note job {job_id}: {error}; running it"),
             }
@@ -550,11 +558,6 @@ async fn past_deadline(stop: &mut Stop, deadline: &mut Option<Instant>, grace: D
     let deadline = *deadline.get_or_insert_with(|| Instant::now() + grace);
     tokio::time::sleep_until(deadline.into()).await;
 }
-
-/// The error reported for a job the station died during too often.
-const GAVE_UP: &str = "the station stopped during each of 3 attempts at this job (a crash, \
-                       the out-of-memory killer or a power cut); it is not run again: see the \
-                       station's log";
 
 fn failed(job_id: u32, error: &str) -> Outcome {
     Outcome {
