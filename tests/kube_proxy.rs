@@ -338,22 +338,15 @@ fn setup_generate_makes_the_key_on_the_card_and_gets_it_certified() {
     let home = home.path();
     let _simulator = Simulator::start();
     let pki = Pki::new().unwrap();
-    let api = KubeApi::start(
+    let kubeconfig = home.join("config");
+    let api = token_api(
         &pki,
+        &kubeconfig,
         KubeApiConfig {
-            token: Some("setup-token".into()),
-            client_certs: false,
             approval: Approval::AfterGets { pending_gets: 1 },
             ..KubeApiConfig::default()
         },
-    )
-    .unwrap();
-    let kubeconfig = home.join("config");
-    std::fs::write(
-        &kubeconfig,
-        cluster_kubeconfig(&api.url(), &pki.ca.cert_pem, "    token: setup-token\n"),
-    )
-    .unwrap();
+    );
     let out_dir = home.join("out");
     let output = ok(keystation()
         .args(["kube", "setup", "--generate", "--subject", "CN=alice,O=developers", "--kubeconfig"])
@@ -407,21 +400,14 @@ fn setup_generate_makes_the_key_on_the_card_and_gets_it_certified() {
     drop(proxy);
 
     // A denied request is an error that says so.
-    let denied = KubeApi::start(
+    let _denied = token_api(
         &pki,
+        &kubeconfig,
         KubeApiConfig {
-            token: Some("setup-token".into()),
-            client_certs: false,
             approval: Approval::Deny("not on the list".into()),
             ..KubeApiConfig::default()
         },
-    )
-    .unwrap();
-    std::fs::write(
-        &kubeconfig,
-        cluster_kubeconfig(&denied.url(), &pki.ca.cert_pem, "    token: setup-token\n"),
-    )
-    .unwrap();
+    );
     let output = run(keystation()
         .args(["kube", "setup", "--generate", "--subject", "CN=bob", "--force", "--kubeconfig"])
         .arg(&kubeconfig)
@@ -641,6 +627,16 @@ fn select_piv_elsewhere(simulator: &Simulator) {
     assert_eq!(&response[n - 2..n], [0x90, 0x00]);
 }
 
+/// The fake certificates API configured by `config`, taking only the bearer token
+/// `setup-token`, and a kubeconfig at `kubeconfig` whose user presents that token.
+fn token_api(pki: &Pki, kubeconfig: &Path, config: KubeApiConfig) -> KubeApi {
+    let config = KubeApiConfig { token: Some("setup-token".into()), client_certs: false, ..config };
+    let api = KubeApi::start(pki, config).unwrap();
+    let user = "    token: setup-token\n";
+    std::fs::write(kubeconfig, cluster_kubeconfig(&api.url(), &pki.ca.cert_pem, user)).unwrap();
+    api
+}
+
 /// nginx, the API server stand-in, serving with `pki`'s server certificate from `home/nginx`.
 fn start_nginx(home: &Path, pki: &Pki) -> Nginx {
     let dir = home.join("nginx");
@@ -819,21 +815,8 @@ fn setup_generate_gives_up_on_a_silent_stalled_or_endless_api_server_and_refuses
         (Misbehavior::StallInBody, "no complete answer from"),
         (Misbehavior::EndlessBody, "is larger than 2097152 bytes"),
     ] {
-        let api = KubeApi::start(
-            &pki,
-            KubeApiConfig {
-                token: Some("setup-token".into()),
-                client_certs: false,
-                misbehavior,
-                ..KubeApiConfig::default()
-            },
-        )
-        .unwrap();
-        std::fs::write(
-            &kubeconfig,
-            cluster_kubeconfig(&api.url(), &pki.ca.cert_pem, "    token: setup-token\n"),
-        )
-        .unwrap();
+        let api =
+            token_api(&pki, &kubeconfig, KubeApiConfig { misbehavior, ..KubeApiConfig::default() });
         let started = Instant::now();
         let output = run_bounded(&mut setup("1"), WAIT, 256);
         let elapsed = started.elapsed();
@@ -855,21 +838,11 @@ fn setup_generate_gives_up_on_a_silent_stalled_or_endless_api_server_and_refuses
     }
 
     // A --wait no clock can add is refused before anything happens, without a panic.
-    let api = KubeApi::start(
+    let api = token_api(
         &pki,
-        KubeApiConfig {
-            token: Some("setup-token".into()),
-            client_certs: false,
-            approval: Approval::Manual,
-            ..KubeApiConfig::default()
-        },
-    )
-    .unwrap();
-    std::fs::write(
         &kubeconfig,
-        cluster_kubeconfig(&api.url(), &pki.ca.cert_pem, "    token: setup-token\n"),
-    )
-    .unwrap();
+        KubeApiConfig { approval: Approval::Manual, ..KubeApiConfig::default() },
+    );
     let output = run_bounded(&mut setup("18446744073709551615"), WAIT, 256);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
