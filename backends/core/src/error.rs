@@ -190,9 +190,14 @@ pub enum Error {
     /// A provisioner refused the request.
     #[error("unauthorized: {0}")]
     Unauthorized(crate::provisioner::Denial),
-    /// Provisioner claims with a zero or disordered duration range.
-    #[error("invalid claims: every duration range must satisfy 0 < min <= default <= max")]
-    InvalidClaims,
+}
+
+/// A provisioner's refusal as an error, so that `authorize` can use `?` on checks that
+/// answer with a [`Denial`](crate::provisioner::Denial).
+impl From<crate::provisioner::Denial> for Error {
+    fn from(denial: crate::provisioner::Denial) -> Self {
+        Self::Unauthorized(denial)
+    }
 }
 
 impl Error {

@@ -1,0 +1,41 @@
+//! keystation-provisioners: step-ca's provisioner model behind keystation-core's
+//! [`Provisioner`](keystation_core::Provisioner) trait.
+//!
+//! Core keeps only what every authorizer shares — the trait, the request presented, the
+//! trusted keys, the grant and the denial. What makes a provisioner a *step-ca*
+//! provisioner lives here, with the authority (DESIGN §4):
+//!
+//! * [`ProvisionerKind`]: the provisioner types as step-ca's `ca.json` names them in a
+//!   provisioner's `type` (`JWK`, `X5C`, `OIDC`, `K8sSA`, `AWS`, `GCP`, `Azure`), plus
+//!   keystation's static station token and YubiKey PIV attestation (step-ca's ACME
+//!   `device-attest-01` with the `step` format). A provisioner reports its kind through
+//!   [`StepProvisioner`], an extension of core's trait.
+//! * [`Claims`]: the certificate durations a provisioner allows, step-ca's `claims` object
+//!   (`minTLSCertDuration`, `maxTLSCertDuration`, `defaultTLSCertDuration`, the
+//!   `…UserSSHCertDuration` and `…HostSSHCertDuration` triples, `disableRenewal`),
+//!   layered as step-ca layers them: the built-in `GlobalProvisionerClaims`
+//!   ([`Claims::BUILT_IN`]) < `authority.claims` < the provisioner's `claims`, each field
+//!   from the nearest level that sets it ([`Claims::over`]). [`Claims::resolve`] gives
+//!   the [`EffectiveClaims`], whose [`DurationBounds::pick`] bounds a requested lifetime.
+//! * [`KeySource`]: the async fetch of the keys a provisioner trusts (an OIDC provider's
+//!   JWKS, Google's certificates, Azure's discovery document). The caller caches each
+//!   answer for the source's [`max_age`](KeySource::max_age) and hands it to the pure,
+//!   synchronous `authorize` as [`TrustedKeys`](keystation_core::provisioner::TrustedKeys).
+//!
+//! The provisioners themselves (token, JWK, X5C, OIDC, K8sSA, the cloud instance
+//! identities, YubiKey attestation) implement [`Provisioner`](keystation_core::Provisioner)
+//! and [`StepProvisioner`]. What each checks, and where keystation is stricter than step-ca,
+//! is in `research/step-ca-provisioners.md` (§1–§4).
+//!
+//! Fallible functions return this crate's single [`Error`]; `authorize` itself returns
+//! core's error, whose `Unauthorized` variant carries the [`Denial`](keystation_core::provisioner::Denial).
+
+mod claims;
+mod error;
+mod key_source;
+mod kind;
+
+pub use claims::{CertificateKind, Claims, DurationBounds, EffectiveClaims};
+pub use error::Error;
+pub use key_source::KeySource;
+pub use kind::{ProvisionerKind, StepProvisioner};
