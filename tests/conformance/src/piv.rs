@@ -47,6 +47,9 @@ pub const CHECKS: &[&str] = &[
 /// What a PIV card announces and does, as far as the checks depend on it.
 #[derive(Debug, Clone)]
 pub struct PivCapabilities {
+    /// Checks declared not applicable to this card, each with the reason (a known defect
+    /// of the card that the check would trip over); reported, never passed.
+    pub not_applicable: Vec<(&'static str, &'static str)>,
     /// The card, for messages.
     pub name: &'static str,
     /// What GET VERSION (Yubico `FD`) answers, `None` where the card lacks it.
@@ -346,7 +349,8 @@ pub fn import_p256_and_rsa(card: &mut dyn Card, caps: &PivCapabilities) -> Outco
         TouchPolicy::Default,
     );
     if !caps.import {
-        assert!(matches!(imported, Err(Error::Card { .. })), "{imported:?}");
+        let refused = matches!(imported, Err(Error::Card { .. } | Error::Unsupported { .. }));
+        assert!(refused, "{imported:?}");
         return Outcome::Refused("IMPORT KEY");
     }
     imported.expect("IMPORT P-256");
@@ -394,7 +398,8 @@ pub fn management_key_3des_aes_and_wrong_key(
     let wrong =
         ManagementKey::new(ManagementAlgorithm::TripleDes, secret(&[9; 24])).expect("3DES key");
     let refused = piv.authenticate(&wrong);
-    assert!(matches!(refused, Err(Error::WrongManagementKey)), "{refused:?}");
+    // A YubiKey answers the wrong response with 6982; piv-authenticator with 6A80.
+    assert!(matches!(refused, Err(Error::WrongManagementKey | Error::Card { .. })), "{refused:?}");
     assert!(!piv.is_management_authenticated());
     let refused = piv.generate(
         PivSlot::Authentication,
@@ -646,8 +651,11 @@ pub fn attestation(card: &mut dyn Card, caps: &PivCapabilities) -> Outcome {
         .expect("GENERATE P-256 in 9A");
     if !caps.attestation {
         let refused = piv.attest(PivSlot::Authentication);
-        assert!(matches!(refused, Err(Error::Card { .. })), "{refused:?}");
-        assert_eq!(piv.attestation_certificate().expect("GET DATA 5FFF01"), None);
+        let refused_ok = matches!(refused, Err(Error::Card { .. } | Error::Unsupported { .. }));
+        assert!(refused_ok, "{refused:?}");
+        // No F9 certificate: not found, or (piv-authenticator) the object is refused.
+        let f9 = piv.attestation_certificate();
+        assert!(matches!(f9, Ok(None) | Err(Error::Card { .. })), "{f9:?}");
         return Outcome::Refused("ATTEST");
     }
     let attestation = piv.attest(PivSlot::Authentication).expect("ATTEST 9A");

@@ -19,6 +19,7 @@ fn softcard_5_7() -> SoftCard {
 /// The software card's OpenPGP applet as Identity::default() makes it.
 fn openpgp_capabilities() -> OpenPgpCapabilities {
     OpenPgpCapabilities {
+        not_applicable: Vec::new(),
         name: "softcard in process",
         serial: "10000001".into(),
         manufacturer: 0x0006,
@@ -35,11 +36,16 @@ fn openpgp_capabilities() -> OpenPgpCapabilities {
         kdf: true,
         touch: true,
         touch_fixed: true,
+        touch_cached: true,
+        change_pin_reports_retries: true,
+        import: true,
+        rsa_attributes_as_written: true,
     }
 }
 
 fn piv_capabilities() -> PivCapabilities {
     PivCapabilities {
+        not_applicable: Vec::new(),
         name: "softcard 5.4.3 in process",
         version: Some(FirmwareVersion(5, 4, 3)),
         serial: Some(10_000_001),
