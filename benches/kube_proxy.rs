@@ -15,7 +15,7 @@
 //! The card is the software YubiKey served on the private pcscd's vpcd reader by
 //! `keystation simulate`'s bridge in this process; `keystation kube setup` imports the
 //! test client key into PIV slot 9a, and the proxy runs in this process on its own
-//! runtime (`keystation::kube::{prepare, serve_until}`), exactly as the binary runs it.
+//! runtime (`keystation_kube::{prepare, serve_until}`), exactly as the binary runs it.
 //! It needs the private pcscd and nginx:
 //!
 //! ```sh
@@ -53,7 +53,8 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use keystation::{kube, simulate};
+use keystation_kube as kube;
+use keystation_softcard::bridge as simulate;
 use nginx::{Nginx, NginxOptions};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use test_pki::Pki;
@@ -162,8 +163,8 @@ fn setup(home: &Path, nginx: &Nginx, pki: &Pki, reader: &str) -> PathBuf {
         listen: "127.0.0.1:0".to_owned(),
         pin_policy: keystation_core::keygen::PinPolicy::Never,
         touch_policy: keystation_core::keygen::TouchPolicy::Never,
-        access: keystation::piv_cmd::AccessArgs { pin_file: None, management_key_file: None },
-        reader: Some(reader.to_owned()),
+        access: keystation_piv_ops::Access::default(),
+        card: keystation_cards::CardSelection::pcsc(Some(reader)),
         force: true,
     };
     let mut out = Vec::new();
@@ -186,7 +187,7 @@ impl Proxy {
             kubeconfig: Some(proxy_yml.to_owned()),
             listen: Some("127.0.0.1:0".to_owned()),
             keep_alive,
-            reader: Some(reader.to_owned()),
+            card: keystation_cards::CardSelection::pcsc(Some(reader)),
             ..kube::ProxyOptions::default()
         };
         // The previous proxy's card thread may still hold the card for a moment.

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use keystation::simulate;
 use keystation_core::{Channel, Command, Le};
 use keystation_pcsc::{PcscCard, PcscContext, ShareMode};
+use keystation_softcard::bridge as simulate;
 
 mod common;
 use common::{OPENPGP_AID, ok};
@@ -96,7 +96,7 @@ fn apdus_and_signatures(c: &mut Criterion, card: &mut PcscCard) {
 /// Whole provisionings through pcscd, per ECC profile (RSA's on-card generation is the
 /// same as in-process; see `benches/provision.rs`).
 fn provisioning(c: &mut Criterion, card: &mut PcscCard) {
-    use keystation::provision::{AlgorithmChoice, Holder, PinPlan, Profile, provision};
+    use keystation_provision::{AlgorithmChoice, Holder, PinPlan, Profile, provision};
     let holder = Holder::new("Ada", "Lovelace", "ada@example.com").expect("valid holder");
     let mut rng = keystation_keygen::SeededRandom::from_u64(2);
     let mut group = c.benchmark_group("pcscd/provision");

@@ -11,9 +11,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use keystation::provision::{AlgorithmChoice, Holder, PinPlan, Profile, provision};
 use keystation_core::key::RsaBits;
 use keystation_keygen::SeededRandom;
+use keystation_provision::{AlgorithmChoice, Holder, PinPlan, Profile, provision};
 use keystation_softcard::{Identity, SoftCard};
 
 /// 2026-11-23T00:00:00Z.

@@ -39,7 +39,6 @@
 mod keys;
 mod layers;
 pub mod show;
-mod token;
 mod value;
 
 use std::ffi::OsString;
@@ -48,11 +47,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use self::token::{REDACTED, Token};
+pub use keystation_cards::ShareMode;
+pub use keystation_core::keygen::{KeyOrigin, TouchPolicy};
 use keystation_core::secret::SecretBytes;
+pub use keystation_provision::{AlgorithmChoice, Attendance, PinPlan};
+pub use keystation_station::{GrpcPackage, REDACTED, Token};
 
 use self::value::Resolver;
-use crate::cli::GlobalArgs;
 
 macro_rules! choice {
     (
@@ -143,155 +144,6 @@ choice! {
     }
 }
 
-choice! {
-    /// How the card is opened through PC/SC (`--share-mode`).
-    ShareMode {
-        /// No other application may use the card while keystation has it open.
-        #[default]
-        Exclusive => "exclusive",
-        /// Other applications may use the card at the same time.
-        Shared => "shared",
-    }
-}
-
-choice! {
-    /// Which protobuf package the station speaks to defguard (`--grpc-package`): the same
-    /// `WorkerService` is served under two names; see [`crate::proto`].
-    GrpcPackage {
-        /// `defguard.worker.v1`, current defguard core.
-        #[default]
-        DefguardWorkerV1 => "defguard.worker.v1",
-        /// `worker`, older cores.
-        Worker => "worker",
-    }
-}
-
-choice! {
-    /// The key algorithm a provisioning job generates (`--algorithm`).
-    Algorithm {
-        /// Ed25519/X25519 where the card supports them, else RSA 2048 (every OpenPGP card
-        /// has it, and on-card RSA 2048 generation takes seconds where 4096 takes minutes).
-        #[default]
-        Auto => "auto",
-        /// Ed25519 for signing and authentication, X25519 for encryption (RFC 9580 §9.1).
-        Ed25519 => "ed25519",
-        /// ECDSA/ECDH on NIST P-256.
-        Nistp256 => "nistp256",
-        /// ECDSA/ECDH on NIST P-384.
-        Nistp384 => "nistp384",
-        /// RSA with a 2048-bit modulus.
-        Rsa2048 => "rsa2048",
-        /// RSA with a 3072-bit modulus.
-        Rsa3072 => "rsa3072",
-        /// RSA with a 4096-bit modulus.
-        Rsa4096 => "rsa4096",
-    }
-}
-
-choice! {
-    /// Where a provisioning job generates the keys (`--key-location`).
-    KeyLocation {
-        /// On the card (GENERATE ASYMMETRIC KEY PAIR); the private keys never exist
-        /// anywhere else.
-        #[default]
-        Card => "card",
-        /// In host memory, then imported to the card and zeroized; the only way to keep a
-        /// backup (`backup_file`), and faster than on-card RSA-4096 on slow cards.
-        Host => "host",
-    }
-}
-
-choice! {
-    /// What a provisioning job does with the card's PINs (`--pin-policy`).
-    PinPolicy {
-        /// [`Unattended`](Self::Unattended) for the station, which has no console, and
-        /// [`Random`](Self::Random) for `keystation provision`, whose output is read by
-        /// the person at the keyboard ([`PinPolicy::for_command`]).
-        #[default]
-        Auto => "auto",
-        /// For a station nobody watches: the user PIN is left as it is (after the reset:
-        /// the factory PIN 123456, which the holder changes, as with a new card) and the
-        /// admin PIN is set from `admin_pin_file`, or to random digits that nobody is told —
-        /// so no card leaves the station with the factory admin PIN.
-        Unattended => "unattended",
-        /// Set fresh random PINs and hand them over in keystation's result output (never
-        /// in a log): printed by `provision`, written to the console (`/dev/tty`) by the
-        /// station, which therefore needs one.
-        Random => "random",
-        /// Set them from `user_pin_file` and `admin_pin_file`.
-        Set => "set",
-        /// Leave the PINs as they are (after a reset: the factory PINs 123456/12345678).
-        Keep => "keep",
-    }
-}
-
-/// Which command a provisioning runs under; [`PinPolicy::Auto`] depends on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Attendance {
-    /// `keystation provision`: someone reads the output.
-    Attended,
-    /// `keystation station`: a service with no console, whose results go to defguard.
-    Unattended,
-}
-
-impl PinPolicy {
-    /// The policy a provisioning under `attendance` follows: [`Auto`](Self::Auto) resolved,
-    /// any other policy as configured.
-    pub fn for_command(self, attendance: Attendance) -> Self {
-        match (self, attendance) {
-            (Self::Auto, Attendance::Attended) => Self::Random,
-            (Self::Auto, Attendance::Unattended) => Self::Unattended,
-            (policy, _) => policy,
-        }
-    }
-
-    /// What provisioning under this (resolved) policy does with the PINs, in words for a
-    /// log line, `config show` and the README; `admin_from_file` tells whether
-    /// `admin_pin_file` is set. Holds no PIN.
-    pub fn describe(self, attendance: Attendance, admin_from_file: bool) -> &'static str {
-        match (self.for_command(attendance), attendance) {
-            (Self::Unattended, _) if admin_from_file => {
-                "user PIN left at the factory value 123456 for the holder to change; admin PIN \
-                 set from admin_pin_file"
-            }
-            (Self::Unattended, _) => {
-                "user PIN left at the factory value 123456 for the holder to change; admin PIN \
-                 set to a random value that nobody is told (a factory reset of the OpenPGP \
-                 application is the way back)"
-            }
-            (Self::Random, Attendance::Attended) => {
-                "random user and admin PINs, printed in the result"
-            }
-            (Self::Random, Attendance::Unattended) => {
-                "random user and admin PINs, shown on the station's console (/dev/tty)"
-            }
-            (Self::Set, _) => "user and admin PINs set from user_pin_file and admin_pin_file",
-            (Self::Keep | Self::Auto, _) => {
-                "PINs left as they are (after the reset: the factory PINs 123456 and 12345678)"
-            }
-        }
-    }
-}
-
-choice! {
-    /// Whether the card's keys wait for a touch (`--touch-policy`; Yubico's UIF, OpenPGP
-    /// card 3.4 §4.1.3.6 "User Interaction Flag").
-    TouchPolicy {
-        /// No touch needed.
-        #[default]
-        Off => "off",
-        /// A touch for every use.
-        On => "on",
-        /// A touch for every use; cannot be changed without resetting the application.
-        Fixed => "fixed",
-        /// A touch, then cached for 15 seconds.
-        Cached => "cached",
-        /// Cached, and cannot be changed without resetting the application.
-        CachedFixed => "cached-fixed",
-    }
-}
-
 /// The station id shown in the defguard UI when nothing else is configured.
 pub const DEFAULT_ID: &str = "YubikeyProvisioner";
 /// defguard's gRPC endpoint when nothing else is configured.
@@ -300,9 +152,8 @@ pub const DEFAULT_GRPC_URL: &str = "http://127.0.0.1:50055";
 pub const DEFAULT_SMARTCARD_RETRIES: u32 = 1;
 /// Seconds between looks for a card when nothing else is configured.
 pub const DEFAULT_SMARTCARD_RETRY_INTERVAL_SECS: u64 = 15;
-/// How often the station polls defguard for a job when nothing else is configured. defguard
-/// shows a station as connected only if it polled within the last 2 s.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the station polls defguard for a job when nothing else is configured.
+pub use keystation_station::DEFAULT_POLL_INTERVAL;
 
 /// The effective configuration, after all layers are merged and every value is validated.
 ///
@@ -348,24 +199,24 @@ pub struct Settings {
     /// How often the station asks defguard for a job (`--poll-interval`; `500ms`, `1s`).
     pub poll_interval: Duration,
     /// Key algorithm for provisioning (`--algorithm`).
-    pub algorithm: Algorithm,
+    pub algorithm: AlgorithmChoice,
     /// Where provisioning generates keys (`--key-location`).
-    pub key_location: KeyLocation,
+    pub key_location: KeyOrigin,
     /// Where to write an encrypted backup of host-generated keys (`--backup-file`); only
     /// with `key_location = host` and a `backup_passphrase_file`.
     pub backup_file: Option<PathBuf>,
     /// File holding the backup's passphrase (`--backup-passphrase-file`); read with
     /// [`read_secret_file`] when used.
     pub backup_passphrase_file: Option<PathBuf>,
-    /// What provisioning does with the PINs (`--pin-policy`).
-    pub pin_policy: PinPolicy,
+    /// What provisioning does with the PINs (`--pin-policy`): the OpenPGP PIN plan.
+    pub pin_policy: PinPlan,
     /// File holding the new user PIN for `pin_policy = set` (`--user-pin-file`); read with
     /// [`read_secret_file`] when used.
     pub user_pin_file: Option<PathBuf>,
     /// File holding the new admin PIN for `pin_policy = set` (`--admin-pin-file`); read with
     /// [`read_secret_file`] when used.
     pub admin_pin_file: Option<PathBuf>,
-    /// Touch policy for the generated keys (`--touch-policy`).
+    /// Touch policy for the generated keys (`--touch-policy`, by OpenPGP names).
     pub touch_policy: TouchPolicy,
     /// Whether provisioning resets the card's OpenPGP application first (`--reset`).
     pub reset: bool,
@@ -392,14 +243,14 @@ impl Default for Settings {
             share_mode: ShareMode::default(),
             grpc_package: GrpcPackage::default(),
             poll_interval: DEFAULT_POLL_INTERVAL,
-            algorithm: Algorithm::default(),
-            key_location: KeyLocation::default(),
+            algorithm: AlgorithmChoice::default(),
+            key_location: KeyOrigin::default(),
             backup_file: None,
             backup_passphrase_file: None,
-            pin_policy: PinPolicy::default(),
+            pin_policy: PinPlan::default(),
             user_pin_file: None,
             admin_pin_file: None,
-            touch_policy: TouchPolicy::default(),
+            touch_policy: TouchPolicy::Never,
             reset: true,
             state_dir: None,
         }
@@ -416,17 +267,7 @@ pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 /// Reads at most `max` bytes of `path`: the whole file, or an `InvalidData` error naming the
 /// limit when it is longer. The bytes are zeroized when dropped (files may hold secrets).
 pub fn read_capped(path: &Path, max: u64) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path)?;
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {max} bytes; not read"),
-        ));
-    }
-    Ok(bytes)
+    keystation_core::secret::read_capped(std::fs::File::open(path)?, max)
 }
 
 /// Reads a secret (a PIN, a passphrase, a token) from `path` at the moment it is needed:
@@ -680,16 +521,46 @@ fn known_keys() -> String {
     keys::KEYS.iter().map(|s| s.key).collect::<Vec<_>>().join(", ")
 }
 
+/// The command line's layer: the config file it names and the configuration flags given.
+/// The CLI builds it from its arguments ([`CommandLine::new`]); flags that were not given
+/// are absent, so that they hide nothing from lower layers.
+#[derive(Debug, Clone, Default)]
+pub struct CommandLine {
+    /// The config file (`--config`).
+    pub config: Option<PathBuf>,
+    /// The token (`--token`); kept out of figment (see "Secrets" above).
+    pub token: Option<Token>,
+    /// The other flags' values by configuration key.
+    values: figment::value::Dict,
+}
+
+impl CommandLine {
+    /// The layer of `flags`: any serializable struct whose fields are named as the
+    /// configuration keys, unset flags skipped (`Option` fields with
+    /// `skip_serializing_if`). `config` and `token` are given apart.
+    pub fn new(
+        config: Option<PathBuf>,
+        token: Option<Token>,
+        flags: &impl serde::Serialize,
+    ) -> Result<Self, ConfigError> {
+        let values = figment::value::Value::serialize(flags)
+            .map_err(|e| ConfigError::CommandLine(Box::new(e)))?
+            .into_dict()
+            .unwrap_or_default();
+        Ok(Self { config, token, values })
+    }
+}
+
 /// Loads the configuration for the process: the real environment, `.env` files in the
 /// working directory, and `args` from the command line.
-pub fn load(args: &GlobalArgs) -> Result<Loaded, ConfigError> {
+pub fn load(args: &CommandLine) -> Result<Loaded, ConfigError> {
     load_from(args, std::env::vars_os(), Path::new("."))
 }
 
 /// Loads the configuration with an explicit environment and directory for the `.env`
 /// files (and for a relative config file path). [`load`] is
 /// `load_from(args, std::env::vars_os(), Path::new("."))`.
-pub fn load_from<I>(args: &GlobalArgs, env: I, dir: &Path) -> Result<Loaded, ConfigError>
+pub fn load_from<I>(args: &CommandLine, env: I, dir: &Path) -> Result<Loaded, ConfigError>
 where
     I: IntoIterator<Item = (OsString, OsString)>,
 {

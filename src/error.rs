@@ -1,5 +1,7 @@
 //! The binary crate's one error type.
 
+use std::path::PathBuf;
+
 /// Everything the keystation commands can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -7,63 +9,76 @@ pub enum Error {
     /// A card or reader operation failed.
     #[error(transparent)]
     Card(#[from] keystation_core::Error),
+    /// No card, several cards, or PC/SC failed, while choosing the card.
+    #[error(transparent)]
+    CardChoice(#[from] keystation_cards::Error),
     /// Writing output failed.
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
     /// The configuration could not be loaded (the process exits with status 2).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// A secret file (PIN, backup passphrase) could not be read.
+    #[error("read {what} from {}: {source}", path.display())]
+    SecretFile {
+        /// Which secret.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The station stopped with an error (`keystation station`).
     #[cfg(feature = "grpc")]
     #[error(transparent)]
-    Station(#[from] crate::station::StationError),
-    /// A provisioning run failed (`keystation provision`).
+    Station(#[from] keystation_station::StationError),
+    /// The holder's fields are invalid (`keystation provision`, a station job).
     #[cfg(feature = "openpgp")]
     #[error(transparent)]
-    Provision(#[from] crate::provision::run::RunError),
+    Holder(#[from] keystation_provision::InvalidHolder),
+    /// A provisioning run failed (`keystation provision`, a station job).
+    #[cfg(feature = "openpgp")]
+    #[error(transparent)]
+    Provision(#[from] keystation_provision::RunError),
+    /// Random PINs would have nowhere to go.
+    #[cfg(feature = "openpgp")]
+    #[error(
+        "pin_policy = random needs a console to show the new PINs on, and this station has \
+         no terminal (/dev/tty: {0}); use pin_policy = unattended (the default for the \
+         station), or set with user_pin_file and admin_pin_file"
+    )]
+    NoConsole(std::io::Error),
     /// A `keystation piv` command failed.
     #[cfg(feature = "piv")]
     #[error(transparent)]
-    Piv(#[from] crate::piv_cmd::PivCmdError),
+    Piv(#[from] keystation_piv_ops::Error),
     /// A `keystation kube` command failed.
     #[cfg(feature = "kube")]
     #[error(transparent)]
-    Kube(#[from] crate::kube::KubeError),
-    /// The kubeconfig could not be read or written.
-    #[cfg(feature = "kube")]
-    #[error(transparent)]
-    Kubeconfig(#[from] keystation_kubeconfig::Error),
+    Kube(#[from] keystation_kube::KubeError),
     /// The software card's state file (`keystation simulate --state`) could not be read,
     /// is corrupt, or could not be written.
     #[cfg(feature = "softcard")]
-    #[error("software card state file {}: {reason}", path.display())]
-    SimulateState {
-        /// The state file.
-        path: std::path::PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    SimulateState(#[from] keystation_softcard::bridge::StateFileError),
 }
 
-/// An error and its chain of causes as one line, `outer: cause: root cause`. A cause whose
-/// text the line already holds (an error that prints its source itself) is not repeated.
-pub(crate) fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
+impl Error {
+    /// Whether the error is the configuration's (the process exits with status 2).
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Self::Config(_) => true,
+            #[cfg(feature = "grpc")]
+            Self::Station(error) => error.is_configuration(),
+            _ => false,
         }
-        source = cause.source();
     }
-    text
 }
 
 #[cfg(test)]
 mod tests {
-    use super::describe;
+    use keystation_core::describe_chain;
 
     #[derive(Debug, thiserror::Error)]
     #[error("sign: {0}")]
@@ -74,8 +89,11 @@ mod tests {
     struct Inner(#[source] std::io::Error);
 
     #[test]
-    fn describe_walks_the_chain_without_repeating_itself() {
+    fn errors_are_described_with_their_chain_without_repeats() {
         let error = Quoting(Inner(std::io::Error::other("SCardTransmit failed (0x80100016)")));
-        assert_eq!(describe(&error), "sign: transport failure: SCardTransmit failed (0x80100016)");
+        assert_eq!(
+            describe_chain(&error),
+            "sign: transport failure: SCardTransmit failed (0x80100016)"
+        );
     }
 }

@@ -31,6 +31,23 @@ fn help_lists_commands_and_options() {
     assert!(help.contains("config"), "{help}");
     #[cfg(feature = "pcsc")]
     assert!(help.contains("card"), "{help}");
+    // The flags every command takes.
+    for flag in ["--config", "--log-level", "--log-format", "--reader", "--share-mode"] {
+        assert!(help.contains(flag), "{flag} missing from\n{help}");
+    }
+    // The station's and the OpenPGP profile's flags live on the commands that use them.
+    for flag in ["--grpc", "--token", "--algorithm", "--pin-policy", "--touch-policy"] {
+        assert!(!help.contains(&format!("{flag} <")), "{flag} in the top-level help\n{help}");
+    }
+}
+
+/// The station's long help names its flags, their environment variables and defaults.
+#[cfg(feature = "grpc")]
+#[test]
+fn station_help_lists_its_configuration() {
+    let output = keystation(&["station", "--help"]);
+    assert!(output.status.success());
+    let help = text(&output.stdout);
     for flag in [
         "--config",
         "--id",
@@ -47,10 +64,31 @@ fn help_lists_commands_and_options() {
     ] {
         assert!(help.contains(flag), "{flag} missing from\n{help}");
     }
-    // The long help names the environment variables and defaults.
     assert!(help.contains("WORKER_ID"), "{help}");
     assert!(help.contains("DEFGUARD_TOKEN"), "{help}");
     assert!(help.contains("[default: http://127.0.0.1:50055]"), "{help}");
+}
+
+/// `piv` and `kube` take no OpenPGP profile or station flag: neither shows one, and
+/// neither accepts one.
+#[cfg(feature = "kube")]
+#[test]
+fn piv_and_kube_help_show_no_openpgp_or_station_options() {
+    for command in
+        [&["piv", "generate", "--help"][..], &["piv", "--help"], &["kube", "setup", "--help"]]
+    {
+        let output = keystation(command);
+        assert!(output.status.success(), "{command:?}");
+        let help = text(&output.stdout);
+        for flag in
+            ["--algorithm", "--pin-policy", "--touch-policy", "--key-location", "--grpc", "--token"]
+        {
+            assert!(!help.contains(&format!("{flag} <")), "{command:?} shows {flag}\n{help}");
+        }
+    }
+    let output = keystation(&["piv", "info", "--pin-policy", "random"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("--pin-policy"), "{}", text(&output.stderr));
 }
 
 #[test]
@@ -129,11 +167,11 @@ fn flag_without_value() {
 #[test]
 fn options_go_before_or_after_the_subcommand() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let before = run_in(dir.path(), &["--id", "early", "config", "show"]);
-    let after = run_in(dir.path(), &["config", "show", "--id", "early"]);
+    let before = run_in(dir.path(), &["--reader", "early", "config", "show"]);
+    let after = run_in(dir.path(), &["config", "show", "--reader", "early"]);
     assert!(before.status.success() && after.status.success());
     assert_eq!(before.stdout, after.stdout);
-    assert!(text(&before.stdout).contains("command line --id"));
+    assert!(text(&before.stdout).contains("command line --reader"));
 }
 
 /// `simulate --state` with a file that is not a saved card fails at once, naming the

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use keystation::cli::{Cli, GlobalArgs};
+use keystation::cli::Cli;
 use keystation::config::{self, ConfigError, LogLevel, Origin, ShareMode, ShownValue};
 
 const SECRET: &str = "s3cr3t-T0KEN-do-not-leak";
@@ -740,21 +740,21 @@ fn jail_station_settings_are_typed() {
         let s = config::load(&args).expect("load").settings;
         assert_eq!(s.grpc_package, config::GrpcPackage::Worker);
         assert_eq!(s.poll_interval, std::time::Duration::from_millis(250));
-        assert_eq!(s.algorithm, config::Algorithm::Nistp384);
-        assert_eq!(s.key_location, config::KeyLocation::Host);
+        assert_eq!(s.algorithm, config::AlgorithmChoice::NistP384);
+        assert_eq!(s.key_location, config::KeyOrigin::Host);
         assert_eq!(s.backup_file.as_deref(), Some(Path::new("b.bin")));
         assert_eq!(s.backup_passphrase_file.as_deref(), Some(Path::new("p")));
-        assert_eq!(s.touch_policy, config::TouchPolicy::On);
-        assert_eq!(s.pin_policy, config::PinPolicy::Keep);
+        assert_eq!(s.touch_policy, config::TouchPolicy::Always);
+        assert_eq!(s.pin_policy, config::PinPlan::Keep);
         assert!(!s.reset);
 
         let d = config::Settings::default();
-        assert_eq!(d.pin_policy, config::PinPolicy::Auto);
+        assert_eq!(d.pin_policy, config::PinPlan::Auto);
         let attended = config::Attendance::Attended;
         let unattended = config::Attendance::Unattended;
-        assert_eq!(d.pin_policy.for_command(attended), config::PinPolicy::Random);
-        assert_eq!(d.pin_policy.for_command(unattended), config::PinPolicy::Unattended);
-        assert_eq!(config::PinPolicy::Set.for_command(unattended), config::PinPolicy::Set);
+        assert_eq!(d.pin_policy.for_command(attended), config::PinPlan::Random);
+        assert_eq!(d.pin_policy.for_command(unattended), config::PinPlan::Unattended);
+        assert_eq!(config::PinPlan::Set.for_command(unattended), config::PinPlan::Set);
         assert!(d.reset);
         assert_eq!(d.poll_interval, std::time::Duration::from_secs(1));
         Ok(())
@@ -912,12 +912,11 @@ fn error_level_silences_warnings() {
 // The library API, through figment::Jail
 // ---------------------------------------------------------------------------------------
 
-fn parse_args(args: &[&str]) -> GlobalArgs {
+fn parse_args(args: &[&str]) -> config::CommandLine {
     use clap::Parser;
-    let mut all = vec!["keystation"];
+    let mut all = vec!["keystation", "config", "show"];
     all.extend_from_slice(args);
-    all.extend(["config", "show"]);
-    Cli::try_parse_from(all).expect("parse").global
+    Cli::try_parse_from(all).expect("parse").command_line().expect("command line")
 }
 
 #[test]
@@ -986,7 +985,7 @@ fn jail_invalid_value_error_is_typed() {
     figment::Jail::expect_with(|jail| {
         jail.clear_env();
         jail.set_env("YUBIKEY_RETRIES", "abc");
-        match config::load(&GlobalArgs::default()) {
+        match config::load(&config::CommandLine::default()) {
             Err(ConfigError::InvalidValue { key, value, origin, expected }) => {
                 assert_eq!(key, "smartcard_retries");
                 assert_eq!(value.as_deref(), Some("\"abc\""));
@@ -998,7 +997,7 @@ fn jail_invalid_value_error_is_typed() {
 
         jail.set_env("YUBIKEY_RETRIES", "2");
         jail.set_env("KEYSTATION_TOKEN", format!("{SECRET}\n"));
-        match config::load(&GlobalArgs::default()) {
+        match config::load(&config::CommandLine::default()) {
             Err(error @ ConfigError::InvalidValue { key: "token", value: None, .. }) => {
                 assert!(!error.to_string().contains(SECRET));
                 assert!(!format!("{error:?}").contains(SECRET));
@@ -1015,7 +1014,7 @@ fn jail_warnings_are_returned() {
         jail.clear_env();
         jail.set_env("KEYSTATION_LOGLEVEL", "debug");
         jail.create_file(".env", "KEYSTATION_RETRIES=3\n")?;
-        let loaded = config::load(&GlobalArgs::default()).expect("load");
+        let loaded = config::load(&config::CommandLine::default()).expect("load");
         let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(
             warnings,
@@ -1033,9 +1032,11 @@ fn load_from_takes_an_explicit_environment() {
     let station = Station::new();
     station.file(".env", "WORKER_ID=dotenv\n");
     let env = [("WORKER_ID".into(), "explicit".into()), ("ID".into(), "ignored".into())];
-    let loaded = config::load_from(&GlobalArgs::default(), env, station.path()).expect("load");
+    let loaded =
+        config::load_from(&config::CommandLine::default(), env, station.path()).expect("load");
     assert_eq!(loaded.settings.id, "explicit");
-    let loaded = config::load_from(&GlobalArgs::default(), [], station.path()).expect("load");
+    let loaded =
+        config::load_from(&config::CommandLine::default(), [], station.path()).expect("load");
     assert_eq!(loaded.settings.id, "dotenv");
     assert_eq!(
         loaded.origin("id"),

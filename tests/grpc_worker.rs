@@ -20,7 +20,7 @@ use std::{
 };
 
 use defguard_core::{Core, Done, Job, TOKEN, start_core};
-use keystation::proto::{defguard_worker_v1 as v1, worker as legacy};
+use keystation_station::proto::{defguard_worker_v1 as v1, worker as legacy};
 use tonic::{
     Code, GrpcMethod, Request, Status,
     metadata::MetadataValue,

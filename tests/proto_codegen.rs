@@ -1,7 +1,7 @@
-//! Drift check for the generated gRPC code under `src/proto/`.
+//! Drift check for the generated gRPC code under `flows/station/src/proto/`.
 //!
 //! The Rust code for `proto/**/*.proto` is committed, so that building keystation needs
-//! neither `protoc` nor a build script (see `src/proto/mod.rs`). This test regenerates it
+//! neither `protoc` nor a build script (see `flows/station/src/proto/mod.rs`). This test regenerates it
 //! in a temporary directory with protox (a protobuf compiler in pure Rust, which bundles
 //! `google/protobuf/empty.proto`) and tonic-prost-build, and fails if the committed files
 //! differ. With `KEYSTATION_REGENERATE_PROTO=1` it rewrites them instead:
@@ -20,14 +20,14 @@ use std::{
 /// The `.proto` files, relative to the package root; each yields one generated file.
 const PROTOS: &[&str] = &["proto/defguard/worker/v1/worker.proto", "proto/worker/worker.proto"];
 
-/// The files prost-build writes (one per protobuf package), relative to `src/proto/`.
+/// The files prost-build writes (one per protobuf package), relative to `flows/station/src/proto/`.
 const GENERATED: &[&str] = &["defguard.worker.v1.rs", "worker.rs"];
 
-/// Setting this variable to `1` makes the test rewrite `src/proto/` instead of failing.
+/// Setting this variable to `1` makes the test rewrite `flows/station/src/proto/` instead of failing.
 const REGENERATE_VAR: &str = "KEYSTATION_REGENERATE_PROTO";
 
 const STALE: &str = "generated code is stale: run \
-     `KEYSTATION_REGENERATE_PROTO=1 cargo test --test proto_codegen` and commit src/proto";
+     `KEYSTATION_REGENERATE_PROTO=1 cargo test --test proto_codegen` and commit flows/station/src/proto";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -95,10 +95,10 @@ fn generated_code_is_current() -> Result<(), Box<dyn Error>> {
         rust_files(fresh_dir.path())?,
         expected,
         "the generator wrote other files than tests/proto_codegen.rs expects; \
-         update GENERATED and src/proto/mod.rs"
+         update GENERATED and flows/station/src/proto/mod.rs"
     );
 
-    let committed_dir = root().join("src/proto");
+    let committed_dir = root().join("flows/station/src/proto");
     let regenerate = std::env::var(REGENERATE_VAR).is_ok_and(|v| v == "1");
     let mut stale = Vec::new();
     for name in GENERATED {
@@ -111,7 +111,10 @@ fn generated_code_is_current() -> Result<(), Box<dyn Error>> {
         if regenerate {
             fs::write(&committed_path, &fresh)?;
         } else {
-            stale.push(format!("src/proto/{name}: {}", first_difference(&committed, &fresh)));
+            stale.push(format!(
+                "flows/station/src/proto/{name}: {}",
+                first_difference(&committed, &fresh)
+            ));
         }
     }
     assert!(stale.is_empty(), "{STALE}\n{}", stale.join("\n"));
@@ -123,7 +126,7 @@ fn generated_code_is_current() -> Result<(), Box<dyn Error>> {
         .collect();
     assert!(
         leftovers.is_empty(),
-        "src/proto holds files the generator does not write: {leftovers:?}; delete them"
+        "flows/station/src/proto holds files the generator does not write: {leftovers:?}; delete them"
     );
     Ok(())
 }

@@ -3,12 +3,13 @@
 #![cfg(all(feature = "openpgp", feature = "softcard"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use keystation::provision::{AlgorithmChoice, Holder, KeyOrigin, PinPlan, Profile, provision};
 use keystation_core::SecretBytes;
 use keystation_core::key::{KeyAlgorithm, RsaBits};
+use keystation_core::keygen::{KeyOrigin, TouchPolicy};
 use keystation_core::keygen::{OpenPgpKeySlot, RandomSource};
 use keystation_openpgp::{OpenPgpCard, PinRef};
 use keystation_openpgp_cert::{ArmorKind, dearmor, parse_packets, tag};
+use keystation_provision::{AlgorithmChoice, Holder, NewPinValues, PinPlan, Profile, provision};
 use keystation_softcard::{Identity, SoftCard};
 
 /// 2026-11-23T00:00:00Z.
@@ -98,7 +99,7 @@ fn host_generated_p256_keys_are_imported_and_the_card_signs_with_them() {
         algorithm: AlgorithmChoice::NistP256,
         key_origin: KeyOrigin::Host,
         pins: PinPlan::Keep,
-        touch: Some(keystation_openpgp::Uif::On),
+        touch: TouchPolicy::Always,
         ..Profile::default()
     };
     let done = provision(&mut card, &holder(), &profile, NOW, &mut Counter(1)).unwrap();
@@ -118,11 +119,11 @@ fn host_generated_p256_keys_are_imported_and_the_card_signs_with_them() {
 #[test]
 fn set_pins_from_the_profile_and_keep_the_card_unreset_when_asked() {
     let mut card = card();
-    let pins = PinPlan::Set {
-        user: SecretBytes::copy_from(b"246810"),
-        admin: SecretBytes::copy_from(b"13579111"),
+    let new_pin_values = NewPinValues {
+        user: Some(SecretBytes::copy_from(b"246810")),
+        admin: Some(SecretBytes::copy_from(b"13579111")),
     };
-    let profile = Profile { pins, ..Profile::default() };
+    let profile = Profile { pins: PinPlan::Set, new_pin_values, ..Profile::default() };
     provision(&mut card, &holder(), &profile, NOW, &mut Counter(2)).unwrap();
     // Again without reset: the current PINs are needed, and the wrong ones fail cleanly.
     let again = Profile { reset: false, pins: PinPlan::Keep, ..Profile::default() };
@@ -214,9 +215,10 @@ fn refusals_come_before_the_card_changes() {
     )
     .unwrap();
     let short = Profile {
-        pins: PinPlan::Set {
-            user: SecretBytes::copy_from(b"123"),
-            admin: SecretBytes::copy_from(b"12345678"),
+        pins: PinPlan::Set,
+        new_pin_values: NewPinValues {
+            user: Some(SecretBytes::copy_from(b"123")),
+            admin: Some(SecretBytes::copy_from(b"12345678")),
         },
         ..Profile::default()
     };

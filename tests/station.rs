@@ -1,4 +1,4 @@
-//! The station (`keystation::station::run`) against the test defguard core on loopback:
+//! The station (`keystation_station::run`) against the test defguard core on loopback:
 //! registration and polling under both packages, jobs and their reports, bad jobs, outages
 //! and restarts, retried reports, shutdown during a job, a wrong token, and TLS.
 //!
@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use defguard_core::{Core, TOKEN, serve};
-use keystation::config::{GrpcPackage, Settings, Token};
-use keystation::station::{
-    AbortSignal, CardSearch, JobError, JobReport, JobRequest, Provision, StationError,
+use keystation_station::{
+    AbortSignal, CardSearch, JobError, JobReport, JobRequest, JobRunner, StationError,
     StationSettings, run,
 };
+use keystation_station::{GrpcPackage, Token};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -32,9 +32,7 @@ const SSH: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOu3 ada@example.com";
 const SERIAL: &str = "12345678";
 
 fn settings(url: String, package: GrpcPackage) -> StationSettings {
-    let mut settings = StationSettings::from_settings(&Settings::default());
-    settings.id = "station-under-test".to_owned();
-    settings.grpc_url = url;
+    let mut settings = StationSettings::new("station-under-test".to_owned(), url);
     settings.token = Some(Token::new(TOKEN.to_owned()));
     settings.package = package;
     settings.poll_interval = Duration::from_millis(50);
@@ -57,7 +55,7 @@ struct Station {
 }
 
 impl Station {
-    fn start(settings: StationSettings, provision: Arc<dyn Provision>) -> Self {
+    fn start(settings: StationSettings, provision: Arc<dyn JobRunner>) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async {
             let _ = stopped.await;
@@ -109,8 +107,8 @@ impl Fixed {
     }
 }
 
-impl Provision for Fixed {
-    fn provision(&self, job: &JobRequest, _abort: &AbortSignal) -> Result<JobReport, JobError> {
+impl JobRunner for Fixed {
+    fn run_job(&self, job: &JobRequest, _abort: &AbortSignal) -> Result<JobReport, JobError> {
         self.jobs.lock().unwrap().push(job.clone());
         Ok(JobReport::new(ARMORED, SSH, SERIAL))
     }
@@ -123,8 +121,8 @@ struct UntilAborted {
     finish_anyway: bool,
 }
 
-impl Provision for UntilAborted {
-    fn provision(&self, _job: &JobRequest, abort: &AbortSignal) -> Result<JobReport, JobError> {
+impl JobRunner for UntilAborted {
+    fn run_job(&self, _job: &JobRequest, abort: &AbortSignal) -> Result<JobReport, JobError> {
         self.started.store(true, Ordering::SeqCst);
         if !abort.wait(Duration::from_secs(60)) {
             return Err(JobError::new("never aborted"));
@@ -451,8 +449,8 @@ async fn shutdown_during_a_job_aborts_and_reports_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_ignores_abort_is_reported_after_the_grace_period() {
     struct Stubborn(AtomicUsize);
-    impl Provision for Stubborn {
-        fn provision(&self, _: &JobRequest, _: &AbortSignal) -> Result<JobReport, JobError> {
+    impl JobRunner for Stubborn {
+        fn run_job(&self, _: &JobRequest, _: &AbortSignal) -> Result<JobReport, JobError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_secs(3));
             Err(JobError::new("too late"))
@@ -476,8 +474,8 @@ async fn a_job_that_ignores_abort_is_reported_after_the_grace_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provisioning_panic_is_a_failed_job_not_a_crash() {
     struct Panics;
-    impl Provision for Panics {
-        fn provision(&self, _: &JobRequest, _: &AbortSignal) -> Result<JobReport, JobError> {
+    impl JobRunner for Panics {
+        fn run_job(&self, _: &JobRequest, _: &AbortSignal) -> Result<JobReport, JobError> {
             panic!("bug in provisioning");
         }
     }

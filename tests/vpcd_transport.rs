@@ -148,7 +148,7 @@ fn card_list_shows_the_virtual_card() {
     let card = vpcd.insert();
 
     let mut out = Vec::new();
-    keystation::cards::list(None, &mut out).expect("card list");
+    keystation_cards::list(None, &mut out).expect("card list");
     let output = String::from_utf8(out).expect("UTF-8 output");
     assert_lists_virtual_card(&output, &vpcd.reader);
     // The second vpcd reader has no card.
@@ -158,13 +158,13 @@ fn card_list_shows_the_virtual_card() {
 
     // The filter keeps only matching readers, ignoring case.
     let mut out = Vec::new();
-    keystation::cards::list(Some(&vpcd.reader.to_lowercase()), &mut out).expect("card list");
+    keystation_cards::list(Some(&vpcd.reader.to_lowercase()), &mut out).expect("card list");
     let filtered = String::from_utf8(out).expect("UTF-8 output");
     assert_lists_virtual_card(&filtered, &vpcd.reader);
     assert_eq!(filtered.lines().filter(|l| !l.starts_with("  ")).count(), 1, "{filtered}");
 
     let mut out = Vec::new();
-    keystation::cards::list(Some("no such reader"), &mut out).expect("card list");
+    keystation_cards::list(Some("no such reader"), &mut out).expect("card list");
     let none = String::from_utf8(out).expect("UTF-8 output");
     assert!(none.starts_with("No reader matches \"no such reader\""), "{none}");
 

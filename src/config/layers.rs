@@ -9,9 +9,9 @@ use figment::value::{Dict, Map, Value};
 use figment::{Metadata, Profile, Provider};
 use zeroize::Zeroizing;
 
+use super::CommandLine;
 use super::keys::{self, KEYS};
 use super::{ConfigError, ConfigWarning, Origin, REDACTED, Settings, Token};
-use crate::cli::GlobalArgs;
 
 /// One layer: the values it sets, where each came from, and the token it carries outside
 /// figment.
@@ -91,13 +91,13 @@ pub(super) fn defaults() -> Layer {
         (keys::SMARTCARD_RETRIES, d.smartcard_retries.into()),
         (keys::SMARTCARD_RETRY_INTERVAL, d.smartcard_retry_interval.as_secs().into()),
         (keys::GPG_DEBUG_LEVEL, d.gpg_debug_level.as_str().into()),
-        (keys::SHARE_MODE, d.share_mode.as_str().into()),
-        (keys::GRPC_PACKAGE, d.grpc_package.as_str().into()),
+        (keys::SHARE_MODE, d.share_mode.name().into()),
+        (keys::GRPC_PACKAGE, d.grpc_package.name().into()),
         (keys::POLL_INTERVAL, super::value::format_duration(d.poll_interval).into()),
-        (keys::ALGORITHM, d.algorithm.as_str().into()),
-        (keys::KEY_LOCATION, d.key_location.as_str().into()),
-        (keys::PIN_POLICY, d.pin_policy.as_str().into()),
-        (keys::TOUCH_POLICY, d.touch_policy.as_str().into()),
+        (keys::ALGORITHM, d.algorithm.name().into()),
+        (keys::KEY_LOCATION, d.key_location.name().into()),
+        (keys::PIN_POLICY, d.pin_policy.name().into()),
+        (keys::TOUCH_POLICY, d.touch_policy.openpgp_name().into()),
         (keys::RESET, d.reset.into()),
     ];
     for (key, value) in values {
@@ -296,20 +296,20 @@ fn find_line(path: &Path, fragment: &str) -> Option<usize> {
     text.lines().position(|l| l.trim_end() == first).map(|i| i + 1)
 }
 
-/// The command line: `args` serialized (figment sees `<redacted>` for the token), with the
+/// The command line: the flags' values (figment sees `<redacted>` for the token), with the
 /// token itself kept aside.
-pub(super) fn command_line(args: &GlobalArgs) -> Result<Layer, ConfigError> {
-    let dict = Value::serialize(args)
-        .map_err(|e| ConfigError::CommandLine(Box::new(e)))?
-        .into_dict()
-        .unwrap_or_default();
+pub(super) fn command_line(args: &CommandLine) -> Result<Layer, ConfigError> {
     let mut layer = Layer::new("command line");
-    for (key, value) in dict {
-        if let Some(spec) = keys::spec(&key) {
-            layer.set(spec.key, value, Origin::CommandLine { flag: spec.flag });
+    for (key, value) in &args.values {
+        if let Some(spec) = keys::spec(key) {
+            layer.set(spec.key, value.clone(), Origin::CommandLine { flag: spec.flag });
         }
     }
-    layer.token = args.token.clone();
+    // figment sees only the marker; the token itself stays in the layer.
+    if let (Some(token), Some(spec)) = (&args.token, keys::spec(keys::TOKEN)) {
+        layer.set(spec.key, Value::from(REDACTED), Origin::CommandLine { flag: spec.flag });
+        layer.token = Some(token.clone());
+    }
     Ok(layer)
 }
 

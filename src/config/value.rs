@@ -10,8 +10,8 @@ use figment::value::{Num, Value};
 use super::keys::{self, KeySpec};
 use super::layers::Layer;
 use super::{
-    Algorithm, ConfigError, Entry, GpgDebugLevel, GrpcPackage, KeyLocation, LogFormat, LogLevel,
-    Origin, PinPolicy, Settings, ShareMode, ShownValue, Token, TouchPolicy,
+    AlgorithmChoice, ConfigError, Entry, GpgDebugLevel, GrpcPackage, KeyOrigin, LogFormat,
+    LogLevel, Origin, PinPlan, Settings, ShareMode, ShownValue, Token, TouchPolicy,
 };
 
 /// A value that does not fit its key: what was expected instead.
@@ -35,6 +35,9 @@ const EXPECTED_BACKUP_PASSPHRASE: Mismatch =
     "a backup_passphrase_file as well (a backup is always encrypted)";
 const EXPECTED_PIN_FILES: Mismatch =
     "pin_policy set to come with both user_pin_file and admin_pin_file";
+const EXPECTED_ALGORITHM: Mismatch =
+    "one of auto, ed25519, nistp256, nistp384, rsa2048, rsa3072, rsa4096";
+const EXPECTED_TOUCH: Mismatch = "one of off, on, fixed, cached, cached-fixed";
 const EXPECTED_ONE_TOKEN: Mismatch = "token or token_file, not both";
 
 /// The merged layers, answering "which value won for this key, and from where".
@@ -203,15 +206,15 @@ impl<'a> Resolver<'a> {
         let (share_mode, origin) = self.required(
             keys::SHARE_MODE,
             d.share_mode,
-            choice(ShareMode::from_name, ShareMode::EXPECTED),
+            named(&ShareMode::ALL, ShareMode::name, "one of exclusive, shared"),
         )?;
-        entry(keys::SHARE_MODE, text(share_mode.as_str()), origin);
+        entry(keys::SHARE_MODE, text(share_mode.name()), origin);
         let (grpc_package, origin) = self.required(
             keys::GRPC_PACKAGE,
             d.grpc_package,
-            choice(GrpcPackage::from_name, GrpcPackage::EXPECTED),
+            named(&GrpcPackage::ALL, GrpcPackage::name, "one of defguard.worker.v1, worker"),
         )?;
-        entry(keys::GRPC_PACKAGE, text(grpc_package.as_str()), origin);
+        entry(keys::GRPC_PACKAGE, text(grpc_package.name()), origin);
         let (poll_interval, origin) =
             self.required(keys::POLL_INTERVAL, d.poll_interval, duration)?;
         entry(keys::POLL_INTERVAL, text(&format_duration(poll_interval)), origin);
@@ -220,15 +223,15 @@ impl<'a> Resolver<'a> {
         let (algorithm, origin) = self.required(
             keys::ALGORITHM,
             d.algorithm,
-            choice(Algorithm::from_name, Algorithm::EXPECTED),
+            choice(AlgorithmChoice::from_name, EXPECTED_ALGORITHM),
         )?;
-        entry(keys::ALGORITHM, text(algorithm.as_str()), origin);
+        entry(keys::ALGORITHM, text(algorithm.name()), origin);
         let (key_location, location_origin) = self.required(
             keys::KEY_LOCATION,
             d.key_location,
-            choice(KeyLocation::from_name, KeyLocation::EXPECTED),
+            choice(KeyOrigin::from_name, "one of card, host"),
         )?;
-        entry(keys::KEY_LOCATION, text(key_location.as_str()), location_origin);
+        entry(keys::KEY_LOCATION, text(key_location.name()), location_origin);
         let path_text =
             |p: Option<&PathBuf>| optional_text(p.map(|p| p.to_string_lossy()).as_deref());
         let (backup_file, backup_origin) =
@@ -240,9 +243,9 @@ impl<'a> Resolver<'a> {
         let (pin_policy, pin_origin) = self.required(
             keys::PIN_POLICY,
             d.pin_policy,
-            choice(PinPolicy::from_name, PinPolicy::EXPECTED),
+            choice(PinPlan::from_name, "one of auto, unattended, random, set, keep"),
         )?;
-        entry(keys::PIN_POLICY, text(pin_policy.as_str()), pin_origin.clone());
+        entry(keys::PIN_POLICY, text(pin_policy.name()), pin_origin.clone());
         let (user_pin_file, origin) =
             self.optional(keys::USER_PIN_FILE, |s: &str| PathBuf::from(s))?;
         entry(keys::USER_PIN_FILE, path_text(user_pin_file.as_ref()), origin);
@@ -252,9 +255,9 @@ impl<'a> Resolver<'a> {
         let (touch_policy, origin) = self.required(
             keys::TOUCH_POLICY,
             d.touch_policy,
-            choice(TouchPolicy::from_name, TouchPolicy::EXPECTED),
+            choice(|name| TouchPolicy::from_openpgp_name(name).ok(), EXPECTED_TOUCH),
         )?;
-        entry(keys::TOUCH_POLICY, text(touch_policy.as_str()), origin);
+        entry(keys::TOUCH_POLICY, text(touch_policy.openpgp_name()), origin);
         let (reset, origin) = self.required(keys::RESET, d.reset, boolean)?;
         entry(keys::RESET, text(bool_text(reset)), origin);
         let (state_dir, origin) = self.optional(keys::STATE_DIR, |s: &str| PathBuf::from(s))?;
@@ -269,7 +272,7 @@ impl<'a> Resolver<'a> {
         };
         if let Some(path) = &backup_file {
             let shown = format!("{:?}", path.to_string_lossy());
-            if key_location != KeyLocation::Host {
+            if key_location != KeyOrigin::Host {
                 return Err(conflict(
                     keys::BACKUP_FILE,
                     shown,
@@ -286,10 +289,10 @@ impl<'a> Resolver<'a> {
                 ));
             }
         }
-        if pin_policy == PinPolicy::Set && (user_pin_file.is_none() || admin_pin_file.is_none()) {
+        if pin_policy == PinPlan::Set && (user_pin_file.is_none() || admin_pin_file.is_none()) {
             return Err(conflict(
                 keys::PIN_POLICY,
-                format!("{:?}", pin_policy.as_str()),
+                format!("{:?}", pin_policy.name()),
                 pin_origin,
                 EXPECTED_PIN_FILES,
             ));
@@ -345,6 +348,20 @@ fn non_empty(value: &Value) -> Result<String, Mismatch> {
     match value {
         Value::String(_, s) if !s.is_empty() && !s.chars().any(char::is_control) => Ok(s.clone()),
         _ => Err(EXPECTED_TEXT),
+    }
+}
+
+/// A value named by one of `all`'s names (ASCII case ignored).
+fn named<T: Copy + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+    expected: Mismatch,
+) -> impl Fn(&Value) -> Result<T, Mismatch> {
+    move |value| {
+        value
+            .as_str()
+            .and_then(|text| all.iter().copied().find(|v| name(*v).eq_ignore_ascii_case(text)))
+            .ok_or(expected)
     }
 }
 

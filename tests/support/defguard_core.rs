@@ -23,7 +23,7 @@ use std::{
     time::Duration,
 };
 
-use keystation::proto::{defguard_worker_v1 as v1, worker as legacy};
+use keystation_station::proto::{defguard_worker_v1 as v1, worker as legacy};
 use tonic::{
     Request,
     Response,

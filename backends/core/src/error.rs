@@ -176,8 +176,19 @@ pub enum Error {
     #[error("algorithm {0} is not supported here")]
     UnsupportedAlgorithm(KeyAlgorithm),
     /// An algorithm name that keystation does not know.
-    #[error("unknown algorithm name {0:?}")]
+    #[error(
+        "unknown algorithm {0:?}: use rsa2048, rsa3072, rsa4096, nistp256 (p256), nistp384 \
+         (p384), ed25519 or cv25519 (x25519)"
+    )]
     UnknownAlgorithm(Box<str>),
+    /// A policy name that keystation does not know.
+    #[error("unknown {what} {name:?}")]
+    UnknownPolicy {
+        /// Which policy: "PIN policy", "touch policy".
+        what: &'static str,
+        /// The name given.
+        name: Box<str>,
+    },
     /// The backend cannot apply the requested PIN or touch policy.
     #[error("the requested PIN or touch policy is not supported here")]
     UnsupportedPolicy,
@@ -229,6 +240,23 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// An error and its chain of causes as one line, `outer: cause: root cause`, for log lines
+/// and the messages users read. A cause whose text the line already holds (an error that
+/// prints its source itself) is not repeated.
+pub fn describe_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

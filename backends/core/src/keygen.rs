@@ -97,8 +97,10 @@ impl PivSlot {
     }
 }
 
-/// When the card asks for the PIN before using a key (Yubico PIV extension; fixed at
-/// generation or import, cannot be changed later).
+/// When the card asks for the PIN before using a key: the PIV key PIN policy (Yubico PIV
+/// extension, ykman's `--pin-policy`; fixed at generation or import, cannot be changed
+/// later). Not to be confused with an OpenPGP provisioning's PIN plan, which decides what
+/// the card's PINs become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum PinPolicy {
     /// The slot's default (PIN once per session for 9A/9D, every use for 9C, never for 9E).
@@ -112,19 +114,138 @@ pub enum PinPolicy {
     Always,
 }
 
-/// Whether the card waits for a touch before using a key (Yubico extension; OpenPGP
-/// keys take it from the UIF data objects, PIV keys at generation or import).
+impl PinPolicy {
+    /// Every policy, in the order ykman lists them.
+    pub const ALL: [Self; 4] = [Self::Default, Self::Never, Self::Once, Self::Always];
+
+    /// ykman's name: `default`, `never`, `once`, `always`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Never => "never",
+            Self::Once => "once",
+            Self::Always => "always",
+        }
+    }
+}
+
+impl core::fmt::Display for PinPolicy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for PinPolicy {
+    type Err = Error;
+
+    /// Parses ykman's names, ignoring ASCII case.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::UnknownPolicy { what: "PIN policy", name: s.into() })
+    }
+}
+
+/// Whether the card waits for a touch before using a key (Yubico extension). One type for
+/// both applications, which spell it differently: OpenPGP keys take it from the user
+/// interaction flag data objects (OpenPGP card 3.4 §4.1.3.6; ykman's `off`, `on`, `fixed`,
+/// `cached`, `cached-fixed`), PIV keys at generation or import (ykman's `default`,
+/// `never`, `always`, `cached`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TouchPolicy {
-    /// The slot's default (never, except the attestation key).
+    /// The slot's default (PIV: never, except the attestation key; OpenPGP: what the card
+    /// has).
     #[default]
     Default,
-    /// Never.
+    /// Never (OpenPGP `off`).
     Never,
-    /// Every use.
+    /// Every use (OpenPGP `on`).
     Always,
     /// Once, then cached for 15 seconds.
     Cached,
+    /// Every use, and the policy cannot be changed but by resetting the application
+    /// (OpenPGP only).
+    Fixed,
+    /// Cached, and fixed (OpenPGP only).
+    CachedFixed,
+}
+
+impl TouchPolicy {
+    /// The policies an OpenPGP key can have, by their OpenPGP names.
+    pub const OPENPGP: [Self; 5] =
+        [Self::Never, Self::Always, Self::Fixed, Self::Cached, Self::CachedFixed];
+    /// The policies a PIV key can have, by their PIV names.
+    pub const PIV: [Self; 4] = [Self::Default, Self::Never, Self::Always, Self::Cached];
+
+    /// The OpenPGP name (`ykman openpgp keys set-touch`, keystation's `--touch-policy`):
+    /// `off`, `on`, `fixed`, `cached`, `cached-fixed`; `default` for [`Default`](Self::Default).
+    pub const fn openpgp_name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Never => "off",
+            Self::Always => "on",
+            Self::Cached => "cached",
+            Self::Fixed => "fixed",
+            Self::CachedFixed => "cached-fixed",
+        }
+    }
+
+    /// The PIV name (`ykman piv keys generate --touch-policy`): `default`, `never`,
+    /// `always`, `cached`; the OpenPGP name for the two policies PIV lacks.
+    pub const fn piv_name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Never => "never",
+            Self::Always => "always",
+            Self::Cached => "cached",
+            Self::Fixed | Self::CachedFixed => self.openpgp_name(),
+        }
+    }
+
+    /// Parses an OpenPGP name ([`openpgp_name`](Self::openpgp_name)), ignoring ASCII case.
+    pub fn from_openpgp_name(name: &str) -> Result<Self, Error> {
+        Self::OPENPGP
+            .into_iter()
+            .find(|p| p.openpgp_name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| Error::UnknownPolicy { what: "touch policy", name: name.into() })
+    }
+
+    /// Parses a PIV name ([`piv_name`](Self::piv_name)), ignoring ASCII case.
+    pub fn from_piv_name(name: &str) -> Result<Self, Error> {
+        Self::PIV
+            .into_iter()
+            .find(|p| p.piv_name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| Error::UnknownPolicy { what: "touch policy", name: name.into() })
+    }
+}
+
+/// Where a private key was generated: the key origin of Yubico's PIV metadata (GET
+/// METADATA tag `03`) and the choice a provisioning profile makes (`--key-location`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum KeyOrigin {
+    /// Generated on the card (metadata `01`, "generated"): the private key never existed
+    /// anywhere else, and only such keys can be attested.
+    #[default]
+    Card,
+    /// Generated off the card and imported (metadata `02`, "imported"), e.g. in host
+    /// memory, which is zeroized after the import.
+    Host,
+}
+
+impl KeyOrigin {
+    /// keystation's configuration name: `card` or `host`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Card => "card",
+            Self::Host => "host",
+        }
+    }
+
+    /// Parses [`name`](Self::name), ignoring ASCII case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Card, Self::Host].into_iter().find(|o| o.name().eq_ignore_ascii_case(name))
+    }
 }
 
 /// Where a key should live, and what it is for.

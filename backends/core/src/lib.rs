@@ -30,7 +30,7 @@ pub mod tlv;
 pub use apdu::{Command, Le, Response};
 pub use card::{Card, CountingCard, Transaction};
 pub use channel::{Channel, ChannelOptions};
-pub use error::{Error, KeyFault, TlvFault, TransportFailure};
+pub use error::{Error, KeyFault, TlvFault, TransportFailure, describe_chain};
 pub use keygen::KeyGen;
 pub use provisioner::Provisioner;
 pub use secret::{SecretBytes, SecretKey};

@@ -1,5 +1,7 @@
 //! Containers for secrets: zeroized when dropped, never shown by `Debug`.
 
+use std::io::Read as _;
+
 use zeroize::{Zeroize, Zeroizing};
 
 /// Secret bytes: a PIN, a management key, private key material.
@@ -41,6 +43,22 @@ impl SecretBytes {
     pub fn into_zeroizing(self) -> Zeroizing<Vec<u8>> {
         self.0
     }
+}
+
+/// Reads everything `reader` yields, at most `max` bytes, into memory that is zeroized when
+/// dropped (files given to keystation may hold secrets). More than `max` bytes is an
+/// `InvalidData` error naming the limit, so that a wrong path (a disk image, `/dev/zero`)
+/// fails at once. The caller opens the file: this crate does no I/O of its own.
+pub fn read_capped(reader: impl std::io::Read, max: u64) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    reader.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes; not read"),
+        ));
+    }
+    Ok(bytes)
 }
 
 impl From<String> for SecretBytes {

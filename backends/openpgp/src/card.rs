@@ -934,7 +934,7 @@ impl<'c> OpenPgpCard<'c> {
         slot: OpenPgpKeySlot,
         policy: TouchPolicy,
     ) -> Result<(), Error> {
-        match uif_for(policy) {
+        match Uif::from_touch_policy(policy) {
             None => Ok(()),
             Some(flag) => self.set_uif(slot, flag),
         }
@@ -1062,16 +1062,6 @@ impl<'c> OpenPgpCard<'c> {
         }
         let plain = check(Operation::Decipher, response)?;
         Ok(SecretBytes::new(plain.to_vec()))
-    }
-}
-
-/// The UIF a core touch policy asks for; `None` for "leave as it is".
-pub(crate) fn uif_for(policy: TouchPolicy) -> Option<Uif> {
-    match policy {
-        TouchPolicy::Default => None,
-        TouchPolicy::Never => Some(Uif::Off),
-        TouchPolicy::Always => Some(Uif::On),
-        TouchPolicy::Cached => Some(Uif::Cached),
     }
 }
 

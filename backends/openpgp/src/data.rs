@@ -5,7 +5,7 @@
 //! a panic, so they can be fuzzed directly.
 
 use keystation_core::key::{KeyAlgorithm, RsaBits};
-use keystation_core::keygen::OpenPgpKeySlot;
+use keystation_core::keygen::{OpenPgpKeySlot, TouchPolicy};
 use keystation_core::tlv;
 
 use crate::error::Error;
@@ -504,6 +504,19 @@ pub enum Uif {
 }
 
 impl Uif {
+    /// The flag a touch policy asks for; `None` for [`TouchPolicy::Default`], "leave it as
+    /// it is".
+    pub const fn from_touch_policy(policy: TouchPolicy) -> Option<Self> {
+        match policy {
+            TouchPolicy::Default => None,
+            TouchPolicy::Never => Some(Self::Off),
+            TouchPolicy::Always => Some(Self::On),
+            TouchPolicy::Cached => Some(Self::Cached),
+            TouchPolicy::Fixed => Some(Self::Fixed),
+            TouchPolicy::CachedFixed => Some(Self::CachedFixed),
+        }
+    }
+
     /// The flag byte.
     pub const fn to_byte(self) -> u8 {
         match self {

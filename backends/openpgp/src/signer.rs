@@ -7,7 +7,8 @@ use keystation_core::keygen::{
 };
 use tracing::debug;
 
-use crate::card::{OpenPgpCard, uif_for};
+use crate::card::OpenPgpCard;
+use crate::data::Uif;
 use crate::error::{Error, slot_name};
 
 /// Signs with the signature key (PSO:COMPUTE DIGITAL SIGNATURE, §7.2.10) or the
@@ -83,7 +84,7 @@ impl KeyGen for OpenPgpCard<'_> {
         if request.pin_policy != PinPolicy::Default {
             return Err(keystation_core::Error::UnsupportedPolicy);
         }
-        let uif = uif_for(request.touch_policy);
+        let uif = Uif::from_touch_policy(request.touch_policy);
         if uif.is_some() && self.uif(slot).is_none() {
             return Err(keystation_core::Error::UnsupportedPolicy);
         }

@@ -601,6 +601,7 @@ impl<'c> PivCard<'c> {
         touch_policy: TouchPolicy,
     ) -> Result<PublicKey, Error> {
         let reference = Self::check_slot(slot)?;
+        check_touch_policy(touch_policy)?;
         self.check_algorithm(algorithm)?;
         let alg = piv_algorithm(algorithm)?.id();
         let mut template = Vec::new();
@@ -628,6 +629,7 @@ impl<'c> PivCard<'c> {
         touch_policy: TouchPolicy,
     ) -> Result<(), Error> {
         let reference = Self::check_slot(slot)?;
+        check_touch_policy(touch_policy)?;
         let mut data = Zeroizing::new(Vec::with_capacity(1200));
         let algorithm = match key {
             SecretKey::Rsa { p, q, dp, dq, qinv, .. } => {
@@ -874,13 +876,22 @@ impl<'c> PivCard<'c> {
     }
 }
 
+/// Refuses, before any APDU, the touch policies PIV keys cannot have (fixed and
+/// cached-fixed are OpenPGP's).
+fn check_touch_policy(policy: TouchPolicy) -> Result<(), Error> {
+    match touch_policy_byte(policy) {
+        Some(_) => Ok(()),
+        None => Err(Error::Core(keystation_core::Error::UnsupportedPolicy)),
+    }
+}
+
 /// Writes the Yubico PIN (`AA`) and touch (`AB`) policies, omitting defaults.
 fn write_policies(out: &mut Vec<u8>, pin_policy: PinPolicy, touch_policy: TouchPolicy) {
     if pin_policy != PinPolicy::Default {
         tlv::write(out, 0xAA, &[pin_policy_byte(pin_policy)]);
     }
-    if touch_policy != TouchPolicy::Default {
-        tlv::write(out, 0xAB, &[touch_policy_byte(touch_policy)]);
+    if let Some(byte) = touch_policy_byte(touch_policy).filter(|&b| b != 0) {
+        tlv::write(out, 0xAB, &[byte]);
     }
 }
 

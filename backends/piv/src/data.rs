@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 
 use keystation_core::key::{KeyAlgorithm, PublicKey, RsaBits};
-use keystation_core::keygen::{PinPolicy, PivSlot, TouchPolicy};
+use keystation_core::keygen::{KeyOrigin, PinPolicy, PivSlot, TouchPolicy};
 use keystation_core::{SecretBytes, tlv};
 
 use crate::error::Error;
@@ -306,15 +306,6 @@ impl core::fmt::Debug for ManagementKey {
     }
 }
 
-/// Where a key came from (GET METADATA tag `03`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyOrigin {
-    /// Generated on the card (`01`); only these can be attested.
-    Generated,
-    /// Imported (`02`).
-    Imported,
-}
-
 /// A retry counter (GET METADATA tag `06`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Retries {
@@ -355,13 +346,15 @@ pub(crate) const fn pin_policy_byte(policy: PinPolicy) -> u8 {
     }
 }
 
-/// Touch policy byte (Yubico: `00` default, `01` never, `02` always, `03` cached).
-pub(crate) const fn touch_policy_byte(policy: TouchPolicy) -> u8 {
+/// Touch policy byte (Yubico: `00` default, `01` never, `02` always, `03` cached); `None`
+/// for the policies only OpenPGP keys have (fixed, cached-fixed).
+pub(crate) const fn touch_policy_byte(policy: TouchPolicy) -> Option<u8> {
     match policy {
-        TouchPolicy::Default => 0,
-        TouchPolicy::Never => 1,
-        TouchPolicy::Always => 2,
-        TouchPolicy::Cached => 3,
+        TouchPolicy::Default => Some(0),
+        TouchPolicy::Never => Some(1),
+        TouchPolicy::Always => Some(2),
+        TouchPolicy::Cached => Some(3),
+        TouchPolicy::Fixed | TouchPolicy::CachedFixed => None,
     }
 }
 
@@ -397,8 +390,8 @@ impl Metadata {
                 }
                 (0x03, [origin]) => {
                     out.origin = match origin {
-                        1 => Some(KeyOrigin::Generated),
-                        2 => Some(KeyOrigin::Imported),
+                        1 => Some(KeyOrigin::Card),
+                        2 => Some(KeyOrigin::Host),
                         _ => None,
                     };
                 }

@@ -48,7 +48,7 @@ mod signer;
 
 pub use card::{PIV_AID, PIV_AID_SHORT, PivCard};
 pub use data::{
-    AdminData, CertificateObject, DEFAULT_MANAGEMENT_KEY, FirmwareVersion, KeyOrigin,
+    AdminData, CertificateObject, DEFAULT_MANAGEMENT_KEY, FirmwareVersion,
     MAX_DECOMPRESSED_CERTIFICATE, ManagementAlgorithm, ManagementKey, Metadata, PivAlgorithm,
     Retries, certificate_object_id, object, parse_public_key,
 };

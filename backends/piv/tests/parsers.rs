@@ -6,10 +6,10 @@
 use std::io::Write;
 
 use keystation_core::key::{KeyAlgorithm, RsaBits};
-use keystation_core::keygen::{PinPolicy, TouchPolicy};
+use keystation_core::keygen::{KeyOrigin, PinPolicy, TouchPolicy};
 use keystation_piv::{
-    AdminData, CertificateObject, Error, KeyOrigin, MAX_DECOMPRESSED_CERTIFICATE, Metadata,
-    PivAlgorithm, Retries, parse_public_key,
+    AdminData, CertificateObject, Error, MAX_DECOMPRESSED_CERTIFICATE, Metadata, PivAlgorithm,
+    Retries, parse_public_key,
 };
 
 /// xorshift64*: deterministic, dependency-free pseudo-random numbers.
@@ -194,7 +194,7 @@ fn metadata_fields() {
     assert_eq!(meta.algorithm, Some(PivAlgorithm::EccP256));
     assert_eq!(meta.pin_policy, Some(PinPolicy::Always));
     assert_eq!(meta.touch_policy, Some(TouchPolicy::Cached));
-    assert_eq!(meta.origin, Some(KeyOrigin::Generated));
+    assert_eq!(meta.origin, Some(KeyOrigin::Card));
     assert_eq!(meta.public_key.map(|k| k.algorithm()), Some(KeyAlgorithm::NistP256));
     let pin =
         Metadata::parse(&[0x01, 0x01, 0xFF, 0x05, 0x01, 0x00, 0x06, 0x02, 0x05, 0x02]).unwrap();

@@ -27,6 +27,8 @@
 //! when dropped); it offers none of a secure element's protection.
 
 mod applet;
+#[cfg(feature = "bridge")]
+pub mod bridge;
 mod dispatch;
 mod faults;
 mod identity;

@@ -190,7 +190,7 @@ struct CardTlsSigner {
 impl rustls::sign::Signer for CardTlsSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
         run_blocking(|| self.key.sign(self.scheme, message))
-            .map_err(|error| rustls::Error::General(crate::error::describe(&error)))
+            .map_err(|error| rustls::Error::General(keystation_core::describe_chain(&error)))
     }
 
     fn scheme(&self) -> SignatureScheme {

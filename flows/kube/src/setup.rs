@@ -24,7 +24,7 @@ use keystation_piv::PivCard;
 use keystation_x509::{CertificateOptions, DistinguishedName, ExtendedKeyUsage};
 
 use super::{KubeError, Server, slot_name};
-use crate::piv_cmd::{AccessArgs, Pin};
+use keystation_piv_ops::{Access, Pin};
 
 /// The longest `--wait` accepted: 7 days. A CSR waits for a person to approve it, so
 /// longer waits are mistakes; and a duration added to the clock must not overflow it.
@@ -70,23 +70,22 @@ pub struct SetupOptions {
     /// The key's touch policy.
     pub touch_policy: TouchPolicy,
     /// PIN and management key sources.
-    pub access: AccessArgs,
-    /// Readers to consider.
-    pub reader: Option<String>,
+    pub access: Access,
+    /// The card to put the key on.
+    pub card: keystation_cards::CardSelection,
     /// Overwrite existing proxy.yml / client.yml.
     pub force: bool,
 }
 
 /// Runs the setup and prints what it did.
-pub fn run(options: &SetupOptions, out: &mut dyn Write) -> Result<(), crate::Error> {
+pub fn run(options: &SetupOptions, out: &mut dyn Write) -> Result<(), KubeError> {
     let listen = super::proxy::parse_listen(&options.listen)?;
     if options.wait > MAX_WAIT {
         return Err(KubeError::Usage(format!(
             "--wait {} is too long: at most {} seconds (7 days)",
             options.wait.as_secs(),
             MAX_WAIT.as_secs()
-        ))
-        .into());
+        )));
     }
     let kubeconfig = match &options.kubeconfig {
         Some(path) => Kubeconfig::load(&[path])?,
@@ -108,19 +107,18 @@ pub fn run(options: &SetupOptions, out: &mut dyn Write) -> Result<(), crate::Err
                 return Err(KubeError::Usage(format!(
                     "{} exists: remove it, choose --out-dir, or pass --force",
                     path.display()
-                ))
-                .into());
+                )));
             }
         }
     }
     // Everything from the kubeconfig is checked before the card is touched.
     let import = if options.generate { None } else { Some(credential_to_import(&context)?) };
 
-    let mut card = crate::piv_cmd::connect(options.reader.as_deref())?;
+    let mut card = keystation_cards::open(&options.card, &|| false)?;
     let mut piv =
         PivCard::select(&mut card).map_err(KubeError::piv("cannot select the PIV application"))?;
     let mut pin = Pin::new(options.access.pin_file.clone());
-    crate::piv_cmd::authenticate(&mut piv, &options.access, &mut pin)?;
+    keystation_piv_ops::authenticate(&mut piv, &options.access, &mut pin)?;
     let name = slot_name(options.slot);
     let certificate = match import {
         Some((key, certificate)) => {
@@ -246,7 +244,7 @@ fn generate(
     context: &ResolvedContext,
     server: &Server,
     out: &mut dyn Write,
-) -> Result<keystation_x509::Certificate, crate::Error> {
+) -> Result<keystation_x509::Certificate, KubeError> {
     let name = slot_name(options.slot);
     let subject = match (&options.subject, &context.user.client_certificate_pem) {
         (Some(subject), _) => subject.clone(),
@@ -257,8 +255,7 @@ fn generate(
         (None, None) => {
             return Err(KubeError::Usage(
                 "give --subject (e.g. \"CN=alice,O=developers\"): the context has no client certificate to copy it from".into(),
-            )
-            .into());
+            ));
         }
     };
     let subject = DistinguishedName::parse(&subject).map_err(KubeError::x509("bad --subject"))?;
@@ -282,8 +279,8 @@ fn generate(
         let placeholder = keystation_x509::self_signed_certificate(
             &mut signer,
             &subject,
-            &crate::piv_cmd::random_serial()?,
-            crate::piv_cmd::validity_days(1),
+            &keystation_piv_ops::random_serial()?,
+            keystation_piv_ops::validity_days(1),
             &client,
         )
         .map_err(KubeError::x509("the card could not sign the placeholder certificate"))?;
@@ -292,7 +289,7 @@ fn generate(
     piv.write_certificate(options.slot, &placeholder)
         .map_err(KubeError::piv(format!("cannot write the certificate into slot {name}")))?;
     let request_name =
-        format!("keystation-{}-{}", name, hex(&crate::piv_cmd::random_serial()?[..6]));
+        format!("keystation-{}-{}", name, hex(&keystation_piv_ops::random_serial()?[..6]));
     let csr_pem = keystation_x509::pem::encode("CERTIFICATE REQUEST", &csr);
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| {
@@ -314,8 +311,7 @@ fn generate(
     if issued_key != public {
         return Err(KubeError::Csr(format!(
             "the certificate issued for {request_name} is not for the key on the card"
-        ))
-        .into());
+        )));
     }
     piv.write_certificate(options.slot, issued.der())
         .map_err(KubeError::piv(format!("cannot write the certificate into slot {name}")))?;

@@ -108,7 +108,8 @@ async fn handle(upstream: &Upstream, mut request: Request<Incoming>) -> Response
                 KubeError::CardAbsent => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
                 _ => (StatusCode::BAD_GATEWAY, "BadGateway"),
             };
-            let message = format!("keystation kube proxy: {}", crate::error::describe(&error));
+            let message =
+                format!("keystation kube proxy: {}", keystation_core::describe_chain(&error));
             tracing::warn!(%method, path = uri.path(), "{message}");
             return status(code, reason, &message);
         }

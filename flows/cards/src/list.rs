@@ -28,8 +28,9 @@ use keystation_core::apdu::HexOrRedacted;
 use keystation_core::{Card, Channel, Command, Le, StatusWord, Transaction, TransportFailure};
 use keystation_pcsc::{PcscContext, ReaderInfo, ShareMode};
 
+use keystation_core::describe_chain as describe;
+
 use crate::Error;
-use crate::error::describe;
 
 /// OpenPGP card application, RID `D2 76 00 01 24` + PIX application `01` (OpenPGP card 3.4
 /// §4.2.1).
@@ -53,7 +54,7 @@ const YUBICO_OTP_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01];
 ///
 /// * No readers at all is not an error: a line says so, with a hint.
 /// * pcscd not running is: [`TransportFailure::ServiceUnavailable`] comes back as
-///   [`Error::Card`].
+///   [`Error::Pcsc`].
 /// * A card that cannot be probed (held exclusively by another application, removed
 ///   during the probe, …) is reported in its reader's entry; the listing goes on.
 ///
@@ -97,7 +98,7 @@ const NO_READERS: &str = "No smart-card readers found. \
     Make sure pcscd is running and a reader or security key is plugged in.";
 
 /// Whether `name` passes the `--reader` filter.
-fn matches_filter(name: &str, filter: Option<&str>) -> bool {
+pub(crate) fn matches_filter(name: &str, filter: Option<&str>) -> bool {
     match filter {
         None => true,
         Some(filter) => name.to_ascii_lowercase().contains(&filter.to_ascii_lowercase()),

@@ -1,45 +1,16 @@
-//! One provisioning job on an OpenPGP card: the station's main job and `keystation
-//! provision`.
-//!
-//! The flow, in card commands (OpenPGP card 3.4.1 section numbers):
-//!
-//! 1. SELECT the application and read the application related data once (§7.2.1,
-//!    §4.4.3.1); a terminated application is activated first (§7.2.17).
-//! 2. Factory reset unless the profile says not to: block PW1 and PW3, TERMINATE DF,
-//!    ACTIVATE FILE (§7.2.16–17). Keys, PINs and data objects of the previous holder are
-//!    gone.
-//! 3. VERIFY PW3 (§7.2.2).
-//! 4. For the signature, decryption and authentication keys: algorithm attributes
-//!    (PUT DATA `C1`–`C3`, §4.4.3.10), then GENERATE ASYMMETRIC KEY PAIR on the card
-//!    (§7.2.14) or, with host-generated keys, the key import (§4.4.3.12).
-//! 5. The OpenPGP certificate: the signature key is the primary key; the card makes the
-//!    user ID certification and both subkey binding signatures (PSO:COMPUTE DIGITAL
-//!    SIGNATURE, §7.2.10, after VERIFY PW1 `81`).
-//! 6. Fingerprints and generation times (PUT DATA `C7`–`C9`, `CE`–`D0`) so that gpg links
-//!    the card to the certificate; cardholder name (`5B`) and login data (`5E`).
-//! 7. Touch policy (Yubico's UIF DOs `D6`–`D8`) when the profile asks for one.
-//! 8. The PINs: kept, set from configuration, or random (CHANGE REFERENCE DATA, §7.2.3).
-//!    Random PINs are returned in [`Provisioned::new_pins`] — for keystation's own result
-//!    output — and never logged.
-//!
-//! Every step logs one line at `info` level, without secrets. Private keys generated in
-//! host memory are zeroized once imported; nothing is written to disk.
-
-use core::fmt;
-
-pub mod run;
+//! The flow itself: [`provision`] on a card, step by step (see the crate documentation).
 
 use keystation_core::key::{KeyAlgorithm, PublicKey, RsaBits};
-use keystation_core::keygen::{OpenPgpKeySlot, RandomSource};
+use keystation_core::keygen::{KeyOrigin, OpenPgpKeySlot, RandomSource};
 use keystation_core::{Card, SecretBytes};
 use keystation_openpgp::{CardSigner, OpenPgpCard, PinRef, Uif};
 use keystation_openpgp_cert::{Certificate, CertificateParams, S2kCount, SecretKeys, Subkey};
 use zeroize::{Zeroize, Zeroizing};
 
-/// The factory user PIN (PW1) of OpenPGP cards after a reset (OpenPGP card 3.4.1 §4.3.1).
-pub const FACTORY_USER_PIN: &[u8] = b"123456";
-/// The factory admin PIN (PW3).
-pub const FACTORY_ADMIN_PIN: &[u8] = b"12345678";
+use crate::{
+    AlgorithmChoice, Attendance, FACTORY_ADMIN_PIN, FACTORY_USER_PIN, Holder, InvalidHolder,
+    NewPins, PinPlan, Profile, Provisioned,
+};
 
 /// The three OpenPGP key slots, in certificate order: primary (signature), encryption
 /// subkey, authentication subkey.
@@ -51,261 +22,6 @@ pub(crate) const STEP_SELECT: &str = "select the OpenPGP application";
 
 /// Yubico's manufacturer ID in the OpenPGP AID.
 const YUBICO: u16 = 0x0006;
-
-/// Longest name or e-mail address a job may carry, in bytes.
-pub const MAX_FIELD_LEN: usize = 256;
-
-/// The person the card is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    first_name: String,
-    last_name: String,
-    email: String,
-}
-
-impl Holder {
-    /// Checks a holder's fields: names non-empty, at most [`MAX_FIELD_LEN`] bytes, no
-    /// control characters and no `<`, `>` (they would break the `Name <email>` user ID);
-    /// the e-mail a plain `local@domain` address.
-    pub fn new(first_name: &str, last_name: &str, email: &str) -> Result<Self, InvalidHolder> {
-        let first_name = check_name("first name", first_name)?;
-        let last_name = check_name("last name", last_name)?;
-        let email = check_email(email)?;
-        Ok(Self { first_name, last_name, email })
-    }
-
-    /// Given name(s).
-    pub fn first_name(&self) -> &str {
-        &self.first_name
-    }
-
-    /// Surname.
-    pub fn last_name(&self) -> &str {
-        &self.last_name
-    }
-
-    /// E-mail address.
-    pub fn email(&self) -> &str {
-        &self.email
-    }
-
-    /// The OpenPGP user ID, `First Last <email>` (RFC 4880 §5.11).
-    pub fn user_id(&self) -> String {
-        format!("{} {} <{}>", self.first_name, self.last_name, self.email)
-    }
-}
-
-/// A holder field that cannot go on a card.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {field}: {reason}")]
-pub struct InvalidHolder {
-    /// Which field.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
-
-fn check_name(field: &'static str, value: &str) -> Result<String, InvalidHolder> {
-    let invalid = |reason| InvalidHolder { field, reason };
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(invalid("it is empty"));
-    }
-    if value.len() > MAX_FIELD_LEN {
-        return Err(invalid("it is longer than 256 bytes"));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(invalid("it contains control characters"));
-    }
-    if value.contains(['<', '>']) {
-        return Err(invalid("it contains '<' or '>'"));
-    }
-    Ok(value.to_owned())
-}
-
-fn check_email(value: &str) -> Result<String, InvalidHolder> {
-    let invalid = |reason| InvalidHolder { field: "email", reason };
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(invalid("it is empty"));
-    }
-    if value.len() > MAX_FIELD_LEN {
-        return Err(invalid("it is longer than 256 bytes"));
-    }
-    if value.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>')) {
-        return Err(invalid("it contains spaces, control characters, '<' or '>'"));
-    }
-    let Some((local, domain)) = value.split_once('@') else {
-        return Err(invalid("it has no '@'"));
-    };
-    if local.is_empty() || domain.is_empty() || domain.contains('@') {
-        return Err(invalid("it is not of the form local@domain"));
-    }
-    if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
-        return Err(invalid("its domain is malformed"));
-    }
-    Ok(value.to_owned())
-}
-
-/// Which algorithms the three keys get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AlgorithmChoice {
-    /// Ed25519 signature and authentication keys with a Cv25519 (X25519) encryption key
-    /// where the card supports them; RSA-2048 otherwise (every OpenPGP card has it, and
-    /// on-card RSA-2048 generation takes seconds where RSA-4096 takes minutes).
-    #[default]
-    Auto,
-    /// Ed25519 / Cv25519.
-    Curve25519,
-    /// NIST P-256 for all three keys.
-    NistP256,
-    /// NIST P-384 for all three keys.
-    NistP384,
-    /// RSA of this size for all three keys.
-    Rsa(RsaBits),
-}
-
-impl AlgorithmChoice {
-    /// The algorithm of each slot, in [`SLOTS`] order, for a fixed choice.
-    fn suite(self) -> Option<[KeyAlgorithm; 3]> {
-        Some(match self {
-            Self::Auto => return None,
-            Self::Curve25519 => {
-                [KeyAlgorithm::Ed25519, KeyAlgorithm::X25519, KeyAlgorithm::Ed25519]
-            }
-            Self::NistP256 => [KeyAlgorithm::NistP256; 3],
-            Self::NistP384 => [KeyAlgorithm::NistP384; 3],
-            Self::Rsa(bits) => [KeyAlgorithm::Rsa(bits); 3],
-        })
-    }
-}
-
-/// Where the private keys are generated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeyOrigin {
-    /// On the card: the private keys never exist anywhere else.
-    #[default]
-    Card,
-    /// In host memory, then imported to the card and zeroized (for cards whose on-card
-    /// generation is slow or missing).
-    Host,
-}
-
-/// What happens to the PINs at the end.
-#[derive(Clone, Default)]
-pub enum PinPlan {
-    /// Leave them as they are (after a reset: the factory PINs).
-    Keep,
-    /// Set these.
-    Set {
-        /// New user PIN (PW1), at least 6 characters.
-        user: SecretBytes,
-        /// New admin PIN (PW3), at least 8 characters.
-        admin: SecretBytes,
-    },
-    /// Random digits: a 6-digit user PIN and an 8-digit admin PIN, returned in
-    /// [`Provisioned::new_pins`].
-    #[default]
-    Random,
-    /// For a station nobody watches: the user PIN stays as it is (after the reset, the
-    /// factory PIN, which the holder changes) and the admin PIN becomes `admin`, or 8
-    /// random digits that are not returned — nobody learns them, so the card's keys and
-    /// data can only be replaced after a factory reset. [`Provisioned::new_pins`] is `None`.
-    Unattended {
-        /// The admin PIN to set (e.g. an organisation's, from a file), or `None` for random.
-        admin: Option<SecretBytes>,
-    },
-}
-
-impl fmt::Debug for PinPlan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Keep => "Keep",
-            Self::Set { .. } => "Set { [redacted] }",
-            Self::Random => "Random",
-            Self::Unattended { admin: None } => "Unattended { admin: random }",
-            Self::Unattended { admin: Some(_) } => "Unattended { admin: [redacted] }",
-        })
-    }
-}
-
-/// How to provision a card.
-#[derive(Debug, Clone)]
-pub struct Profile {
-    /// Algorithms of the three keys.
-    pub algorithm: AlgorithmChoice,
-    /// Where the keys are generated.
-    pub key_origin: KeyOrigin,
-    /// The PINs at the end.
-    pub pins: PinPlan,
-    /// User interaction flag (touch policy) of all three keys; `None` leaves the card's.
-    /// Cards without UIF data objects accept only `None` or [`Uif::Off`].
-    pub touch: Option<Uif>,
-    /// Factory-reset the OpenPGP application first.
-    pub reset: bool,
-    /// The card's current PINs when `reset` is off (default: the factory PINs).
-    pub current_pins: Option<(SecretBytes, SecretBytes)>,
-    /// With [`KeyOrigin::Host`]: also return the secret keys, encrypted with this
-    /// passphrase, in [`Provisioned::backup`].
-    pub backup_passphrase: Option<SecretBytes>,
-}
-
-impl Default for Profile {
-    fn default() -> Self {
-        Self {
-            algorithm: AlgorithmChoice::Auto,
-            key_origin: KeyOrigin::Card,
-            pins: PinPlan::Random,
-            touch: None,
-            reset: true,
-            current_pins: None,
-            backup_passphrase: None,
-        }
-    }
-}
-
-/// PINs set by the provisioning, for the holder.
-#[derive(Clone)]
-pub struct NewPins {
-    /// User PIN (PW1).
-    pub user: SecretBytes,
-    /// Admin PIN (PW3).
-    pub admin: SecretBytes,
-}
-
-impl fmt::Debug for NewPins {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("NewPins([redacted])")
-    }
-}
-
-/// What a provisioning produced: everything public, plus PINs the holder must learn.
-#[derive(Debug, Clone)]
-pub struct Provisioned {
-    /// The card's serial number (from the AID, OpenPGP card 3.4.1 §4.2.1) as its holder
-    /// knows it: a YubiKey's decimal serial (printed on the key and shown by ykman; Yubico
-    /// writes it in BCD), otherwise the eight hex digits `gpg --card-status` shows.
-    pub serial: String,
-    /// The card's manufacturer, where known.
-    pub manufacturer: Option<&'static str>,
-    /// The ASCII-armored OpenPGP certificate (public key block).
-    pub certificate: String,
-    /// The authentication key in OpenSSH format, commented like `gpg --export-ssh-key`.
-    pub ssh_key: String,
-    /// Fingerprints of the signature (primary), encryption and authentication keys.
-    pub fingerprints: [[u8; 20]; 3],
-    /// The algorithms of the three keys.
-    pub algorithms: [KeyAlgorithm; 3],
-    /// New PINs, when the profile set or randomized them.
-    pub new_pins: Option<NewPins>,
-    /// The host-generated secret keys as an OpenPGP Transferable Secret Key
-    /// (RFC 4880 §11.2), each key encrypted with the profile's backup passphrase
-    /// (iterated and salted S2K with SHA-256, AES-256; §3.7, §5.5.3), ASCII-armored.
-    /// `gpg --import` takes it. Present only with [`KeyOrigin::Host`] and a passphrase.
-    pub backup: Option<Zeroizing<String>>,
-    /// APDUs exchanged.
-    pub apdus: u64,
-}
 
 /// Why a provisioning failed, and at which step. The card may be half provisioned; run
 /// the job again (it starts with a reset).
@@ -324,6 +40,9 @@ pub enum ProvisionError {
         #[source]
         source: keystation_openpgp::Error,
     },
+    /// The profile's PIN plan is `set` without both PINs.
+    #[error("the PIN plan `set` needs the new user PIN and the new admin PIN")]
+    MissingPins,
     /// The card cannot hold the profile's algorithms.
     #[error("the card does not support {0}")]
     Unsupported(String),
@@ -382,12 +101,15 @@ pub fn provision(
             "a backup of keys generated on the card (they cannot leave it)".to_owned(),
         ));
     }
-    match &profile.pins {
-        PinPlan::Set { user, admin } => {
+    let plan = profile.pins.for_command(Attendance::Attended);
+    let values = &profile.new_pin_values;
+    match (plan, &values.user, &values.admin) {
+        (PinPlan::Set, Some(user), Some(admin)) => {
             check_pin_length("user PIN", user, MIN_USER_PIN)?;
             check_pin_length("admin PIN", admin, MIN_ADMIN_PIN)?;
         }
-        PinPlan::Unattended { admin: Some(admin) } => {
+        (PinPlan::Set, _, _) => return Err(ProvisionError::MissingPins),
+        (PinPlan::Unattended, _, Some(admin)) => {
             check_pin_length("admin PIN", admin, MIN_ADMIN_PIN)?;
         }
         _ => {}
@@ -433,7 +155,7 @@ pub fn provision(
     let [_signature, decryption, authentication]: [PublicKey; 3] =
         publics.try_into().map_err(|_| ProvisionError::Unsupported("three keys".to_owned()))?;
 
-    if let Some(flag) = profile.touch {
+    if let Some(flag) = Uif::from_touch_policy(profile.touch) {
         for slot in SLOTS {
             // A card without touch DOs has no touch to switch off.
             if flag == Uif::Off && pgp.uif(slot).is_none() {
@@ -470,21 +192,23 @@ pub fn provision(
     pgp.set_login_data(holder.email().as_bytes()).step("write the login data")?;
     tracing::info!("fingerprints, generation times and cardholder data written");
 
-    let new_pins = match &profile.pins {
-        PinPlan::Keep | PinPlan::Unattended { .. } => None,
-        PinPlan::Set { user, admin } => Some(NewPins { user: user.clone(), admin: admin.clone() }),
-        PinPlan::Random => Some(NewPins {
+    let new_pins = match (plan, &values.user, &values.admin) {
+        (PinPlan::Set, Some(user), Some(admin)) => {
+            Some(NewPins { user: user.clone(), admin: admin.clone() })
+        }
+        (PinPlan::Random, _, _) => Some(NewPins {
             user: random_digits(rng, 6).step("make a random user PIN")?,
             admin: random_digits(rng, 8).step("make a random admin PIN")?,
         }),
+        _ => None,
     };
     if let Some(pins) = &new_pins {
         pgp.change_pin(PinRef::Pw1, &user_pin, &pins.user).step("change the user PIN")?;
         pgp.change_pin(PinRef::Pw3, &admin_pin, &pins.admin).step("change the admin PIN")?;
         tracing::info!("user and admin PINs changed");
     }
-    if let PinPlan::Unattended { admin } = &profile.pins {
-        let new_admin = match admin {
+    if plan == PinPlan::Unattended {
+        let new_admin = match &values.admin {
             Some(admin) => admin.clone(),
             None => random_digits(rng, 8).step("make a random admin PIN")?,
         };

@@ -34,6 +34,7 @@
 use std::path::Path;
 use std::sync::mpsc;
 
+use keystation_cards::{CardSelection, OpenedCard};
 use keystation_core::key::{HashAlgorithm, KeyAlgorithm};
 use keystation_core::keygen::{PinPolicy, PivSlot, RandomSource as _};
 use keystation_core::{SecretBytes, TransportFailure};
@@ -108,19 +109,20 @@ impl Key {
 /// the thread that signs with it (see the module documentation). Fails, with a clear
 /// message, when no card is present or the key is unusable.
 pub fn open(
-    reader: Option<&str>,
+    selection: &CardSelection,
     slot: PivSlot,
     pin_file: Option<&Path>,
 ) -> Result<StartedKey, KubeError> {
     let pin = pin_file.map(read_pin_file).transpose()?;
-    let search = crate::acquire::Search {
-        reader: reader.map(str::to_owned),
-        retries: 0,
-        interval: std::time::Duration::ZERO,
-        share_mode: ShareMode::Shared,
+    let selection =
+        CardSelection { share_mode: keystation_cards::ShareMode::Shared, ..selection.clone() };
+    let card = match keystation_cards::open(&selection, &|| false) {
+        Ok(OpenedCard::Pcsc(card)) => card,
+        Ok(_) => return Err(KubeError::Usage(
+            "the kube proxy needs the card in a PC/SC reader (it watches the reader for the card's removal)".into(),
+        )),
+        Err(source) => return Err(KubeError::NoCard { slot: slot_name(slot), source }),
     };
-    let card = crate::acquire::single_card(&search, &|| false)
-        .map_err(|source| KubeError::NoCard { slot: slot_name(slot), source })?;
     let reader = card.reader().to_owned();
     let (sender, requests) = sign_channel();
     let (ready, found) = mpsc::channel();
@@ -289,7 +291,7 @@ fn serve(
             Err(Failure::SessionLost(error)) if !retried => {
                 tracing::debug!(
                     "the PIV session was lost ({}): selecting PIV again",
-                    crate::error::describe(&error)
+                    keystation_core::describe_chain(&error)
                 );
                 return Served::Reselect(request);
             }
@@ -377,16 +379,11 @@ fn connect(reader: &str) -> Result<PcscCard, KubeError> {
         .map_err(|e| KubeError::piv(format!("cannot connect to the card in {reader:?}"))(e.into()))
 }
 
-/// Reads a PIN file (trailing newlines ignored) into zeroizing memory; a file larger than
-/// [`MAX_SECRET_FILE_BYTES`](crate::config::MAX_SECRET_FILE_BYTES) (a wrong path: a disk
-/// image, `/dev/zero`) is refused without reading it all.
+/// Reads a PIN file (trailing line ends ignored) into zeroizing memory; a file larger than
+/// [`MAX_SECRET_FILE_BYTES`](keystation_piv_ops::MAX_SECRET_FILE_BYTES) (a wrong path: a
+/// disk image, `/dev/zero`) is refused without reading it all.
 pub fn read_pin_file(path: &Path) -> Result<SecretBytes, KubeError> {
-    let bytes = crate::config::read_capped(path, crate::config::MAX_SECRET_FILE_BYTES).map_err(
-        |source| KubeError::File { what: "cannot read the PIN file", path: path.into(), source },
-    )?;
-    let text = &bytes[..];
-    let end = text.iter().rposition(|b| !matches!(b, b'\n' | b'\r')).map_or(0, |i| i + 1);
-    Ok(SecretBytes::copy_from(&text[..end]))
+    Ok(keystation_piv_ops::read_secret_file(path, "cannot read the PIN file")?)
 }
 
 /// Asks for the PIN on the terminal (not echoed).

@@ -1,5 +1,10 @@
-//! The headless station (`keystation station`): takes provisioning jobs from defguard over
-//! its worker protocol and reports the results.
+//! keystation-station: the headless station (`keystation station`), which takes
+//! provisioning jobs from defguard over its worker protocol, runs each through a
+//! [`JobRunner`] and reports the results.
+//!
+//! Without the `client` feature the crate is the station's vocabulary only — the job types,
+//! [`JobRunner`], [`Token`], [`GrpcPackage`], [`StationSettings`] — which configuration reads
+//! in every build; `client` adds the gRPC client (tonic, prost) and the runner.
 //!
 //! # Protocol
 //!
@@ -10,7 +15,7 @@
 //! 1. calls `RegisterWorker` with its id (ALREADY_EXISTS is fine: the core remembers ids);
 //! 2. calls `GetJob` every `poll_interval` (defguard shows a station as connected only if
 //!    it polled within the last 2 s); NOT_FOUND means no job;
-//! 3. checks the job's fields ([`job::validate`]) and runs it through the [`Provision`]
+//! 3. checks the job's fields ([`job::validate`]) and runs it through the [`JobRunner`]
 //!    implementation on a blocking thread, still polling `GetJob` meanwhile so that
 //!    defguard keeps showing the station as connected (the answer, the same queued job, is
 //!    ignored);
@@ -34,7 +39,7 @@
 //!   `grpc_package`) are configuration errors: the station says so and exits with status 2
 //!   instead of retrying forever. A supervisor (systemd `Restart=on-failure`) brings it back
 //!   once the configuration is fixed.
-//! - A job whose fields are unusable is reported as failed without calling [`Provision`]. A
+//! - A job whose fields are unusable is reported as failed without calling [`JobRunner`]. A
 //!   `GetJob` answer that cannot be decoded at all (a `string` field that is not UTF-8:
 //!   prost refuses it, and tonic turns that into INTERNAL) carries no usable job id, so it
 //!   cannot be reported; it is handled like an outage (warned once, retried with backoff).
@@ -56,31 +61,33 @@
 //! # Secrets
 //!
 //! The token is only ever put into the request metadata, marked sensitive; it is never
-//! logged (the transport crates' own logs are capped at `info`, see [`crate::logging`]).
+//! logged (the transport crates' own logs are capped at `info` by the binary's logging setup).
 
 pub mod job;
+#[cfg(feature = "client")]
+pub mod proto;
+mod token;
 
-#[cfg(feature = "grpc")]
+#[cfg(feature = "client")]
 mod backoff;
-#[cfg(feature = "grpc")]
+#[cfg(feature = "client")]
 mod client;
-#[cfg(feature = "grpc")]
+#[cfg(feature = "client")]
 mod journal;
-#[cfg(feature = "grpc")]
+#[cfg(feature = "client")]
 mod runner;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use self::job::{
-    AbortSignal, CardSearch, JobError, JobReport, JobRequest, NoProvisioning, Provision,
+    AbortSignal, CardSearch, JobError, JobReport, JobRequest, JobRunner, RefuseJobs,
 };
-#[cfg(feature = "grpc")]
+#[cfg(feature = "client")]
 pub use self::runner::{run, run_until_signalled};
-use crate::config::{GrpcPackage, Settings, Token};
+pub use self::token::{REDACTED, Token};
 
-/// What the station needs to know, taken from [`Settings`] by
-/// [`StationSettings::from_settings`]; the timing fields have defaults suited to production
+/// What the station needs to know; the timing fields have defaults suited to production
 /// and can be shortened for tests.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -104,7 +111,7 @@ pub struct StationSettings {
     pub package: GrpcPackage,
     /// Time between two `GetJob` calls.
     pub poll_interval: Duration,
-    /// How jobs look for a card; passed to [`Provision`] in each [`JobRequest`].
+    /// How jobs look for a card; passed to [`JobRunner`] in each [`JobRequest`].
     pub card_search: CardSearch,
     /// Deadline of each call to defguard.
     pub request_timeout: Duration,
@@ -129,30 +136,20 @@ pub const DEFAULT_REGISTER_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
 impl StationSettings {
-    /// The station part of the configuration, with the default timings.
-    pub fn from_settings(settings: &Settings) -> Self {
+    /// Settings for the station `id` at `grpc_url`, with the default timings and nothing
+    /// else configured; the binary fills the rest from its configuration.
+    pub fn new(id: String, grpc_url: String) -> Self {
         Self {
-            id: settings.id.clone(),
-            grpc_url: settings.grpc_url.clone(),
-            grpc_ca: settings.grpc_ca.clone(),
-            token: settings.token.clone(),
-            token_file: settings.token_file.clone(),
-            allow_plaintext: settings.grpc_allow_plaintext,
-            state_dir: settings
-                .state_dir
-                .clone()
-                .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
-                // systemd may list several directories, separated by colons: use the first.
-                .map(|dir| match dir.to_str().and_then(|d| d.split(':').next()) {
-                    Some(first) => PathBuf::from(first),
-                    None => dir,
-                }),
-            package: settings.grpc_package,
-            poll_interval: settings.poll_interval,
-            card_search: CardSearch::new(
-                settings.smartcard_retries,
-                settings.smartcard_retry_interval,
-            ),
+            id,
+            grpc_url,
+            grpc_ca: None,
+            token: None,
+            token_file: None,
+            allow_plaintext: false,
+            state_dir: None,
+            package: GrpcPackage::default(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            card_search: CardSearch::new(0, Duration::ZERO),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_backoff: DEFAULT_MAX_BACKOFF,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -160,6 +157,40 @@ impl StationSettings {
         }
     }
 }
+
+/// The protobuf package of defguard's worker service (`--grpc-package`): the same
+/// `WorkerService` is served under two names (see the `proto` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum GrpcPackage {
+    /// `defguard.worker.v1`, current defguard core.
+    #[default]
+    DefguardWorkerV1,
+    /// `worker`, older cores.
+    Worker,
+}
+
+impl GrpcPackage {
+    /// Both packages.
+    pub const ALL: [Self; 2] = [Self::DefguardWorkerV1, Self::Worker];
+
+    /// The package name, as configured: `defguard.worker.v1` or `worker`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::DefguardWorkerV1 => "defguard.worker.v1",
+            Self::Worker => "worker",
+        }
+    }
+}
+
+impl core::fmt::Display for GrpcPackage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How often the station polls defguard for a job unless configured otherwise. defguard
+/// shows a station as connected only if it polled within the last 2 s.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why the station stopped with an error. None of them is retried: each needs an operator.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! One provisioning job as the station hands it to the provisioning side: the request, the
-//! report, the error, the [`Provision`] trait that runs it, and the checks a job must pass
+//! report, the error, the [`JobRunner`] trait that runs it, and the checks a job must pass
 //! before it gets there.
 
 use std::fmt;
@@ -105,7 +105,6 @@ impl JobReport {
 
     /// The report, saying what the job did with the PINs (e.g. [`PinPolicy::describe`]).
     ///
-    /// [`PinPolicy::describe`]: crate::config::PinPolicy::describe
     pub fn with_pins(mut self, pins: &'static str) -> Self {
         self.pins = Some(pins);
         self
@@ -193,19 +192,19 @@ impl AbortSignal {
 /// between steps and during waits ([`AbortSignal::wait`]). Where panics unwind (test
 /// builds) a panic is reported as a failed job; the release build aborts on a panic, and
 /// the restarted station runs the job again, at most three times in all (the station's
-/// journal, see [`crate::station`]).
-pub trait Provision: Send + Sync + 'static {
+/// journal, see the crate documentation).
+pub trait JobRunner: Send + Sync + 'static {
     /// Runs `job` and returns what to report to defguard.
-    fn provision(&self, job: &JobRequest, abort: &AbortSignal) -> Result<JobReport, JobError>;
+    fn run_job(&self, job: &JobRequest, abort: &AbortSignal) -> Result<JobReport, JobError>;
 }
 
-/// The [`Provision`] of a keystation built without a provisioning backend: every job fails
+/// The [`JobRunner`] of a keystation built without a provisioning backend: every job fails
 /// with a message saying so.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoProvisioning;
+pub struct RefuseJobs;
 
-impl Provision for NoProvisioning {
-    fn provision(&self, _job: &JobRequest, _abort: &AbortSignal) -> Result<JobReport, JobError> {
+impl JobRunner for RefuseJobs {
+    fn run_job(&self, _job: &JobRequest, _abort: &AbortSignal) -> Result<JobReport, JobError> {
         Err(JobError::new("this keystation station has no provisioning backend configured"))
     }
 }

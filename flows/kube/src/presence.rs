@@ -74,7 +74,11 @@ pub fn watch_reader(
     std::thread::Builder::new().name("card-presence".into()).spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             if let Err(error) = watch_once(&reader, &sender, &stop) {
-                tracing::warn!(reader, "cannot watch the card: {}", crate::error::describe(&error));
+                tracing::warn!(
+                    reader,
+                    "cannot watch the card: {}",
+                    keystation_core::describe_chain(&error)
+                );
                 sender.removed();
                 std::thread::sleep(Duration::from_secs(1));
             }

@@ -11,8 +11,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::{StationError, StationSettings};
-use crate::config::{GrpcPackage, Token};
 use crate::proto::{defguard_worker_v1 as v1, worker as legacy};
+use crate::{GrpcPackage, Token};
 
 /// How long to wait for a TCP (and TLS) connection to defguard.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -192,13 +192,18 @@ pub(crate) fn connect(settings: &StationSettings, url: &str) -> Result<WorkerCli
     })
 }
 
+/// The largest token file read: far above any real token, small enough that a wrong path
+/// (a disk image, `/dev/zero`) fails at once.
+const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
 /// The token in `path` (one line; surrounding whitespace ignored), as systemd's
 /// `LoadCredential=` or a secrets mount provides it.
 fn read_token_file(path: &Path) -> Result<Token, StationError> {
     let fail = |reason: String| StationError::TokenFile { path: path.to_owned(), reason };
-    let bytes = crate::config::read_secret_file(path).map_err(|error| fail(error.to_string()))?;
-    let text =
-        std::str::from_utf8(bytes.expose()).map_err(|_| fail("not UTF-8 text".to_owned()))?.trim();
+    let bytes = std::fs::File::open(path)
+        .and_then(|file| keystation_core::secret::read_capped(file, MAX_TOKEN_FILE_BYTES))
+        .map_err(|error| fail(error.to_string()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| fail("not UTF-8 text".to_owned()))?.trim();
     if text.is_empty() {
         return Err(fail("the file is empty".to_owned()));
     }
@@ -238,9 +243,12 @@ fn refuse_plaintext(url: &str, allowed: bool) -> Result<(), StationError> {
 /// The CA file: readable, and PEM with at least one certificate (rustls would otherwise
 /// skip what it cannot parse and fail only at the first handshake).
 fn read_ca(path: &Path) -> Result<Certificate, StationError> {
-    let pem = crate::config::read_capped(path, 1024 * 1024).map_err(|error| {
-        StationError::CaFile { path: path.to_owned(), reason: error.to_string() }
-    })?;
+    let pem = std::fs::File::open(path)
+        .and_then(|file| keystation_core::secret::read_capped(file, 1024 * 1024))
+        .map_err(|error| StationError::CaFile {
+            path: path.to_owned(),
+            reason: error.to_string(),
+        })?;
     let marker: &[u8] = b"-----BEGIN CERTIFICATE-----";
     if !pem.windows(marker.len()).any(|w| w == marker) {
         return Err(StationError::CaFile {

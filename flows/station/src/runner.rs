@@ -9,10 +9,10 @@ use tonic::{Code, Status};
 
 use super::backoff::Backoff;
 use super::client::{self, Outcome, RawJob, Registered, WorkerClient};
-use super::job::{self, AbortSignal, JobRequest, Provision};
+use super::job::{self, AbortSignal, JobRequest, JobRunner};
 use super::journal;
 use super::{StationError, StationSettings};
-use crate::config::GrpcPackage;
+use crate::GrpcPackage;
 
 /// The message a job gets when the station stops while it runs.
 const ABORTED: &str = "aborted by station shutdown";
@@ -30,7 +30,7 @@ enum Trouble {
 /// (see [`StationError`]). Needs a tokio runtime with time and I/O enabled.
 pub async fn run<F>(
     settings: StationSettings,
-    provision: Arc<dyn Provision>,
+    jobs: Arc<dyn JobRunner>,
     shutdown: F,
 ) -> Result<(), StationError>
 where
@@ -80,7 +80,7 @@ where
         settings,
         url,
         client,
-        provision,
+        jobs,
         stop: Stop(stop),
         registered: false,
         registered_at: None,
@@ -100,7 +100,7 @@ where
 /// [`run`] on its own single-threaded runtime until SIGTERM or SIGINT (Ctrl-C).
 pub fn run_until_signalled(
     settings: StationSettings,
-    provision: Arc<dyn Provision>,
+    jobs: Arc<dyn JobRunner>,
 ) -> Result<(), StationError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -108,7 +108,7 @@ pub fn run_until_signalled(
         .map_err(StationError::Runtime)?;
     let result = runtime.block_on(async {
         let signals = signals().map_err(StationError::Runtime)?;
-        run(settings, provision, signals).await
+        run(settings, jobs, signals).await
     });
     // A job that ignored its abort signal past the grace period may still hold a blocking
     // thread; the process exits without waiting for it.
@@ -167,7 +167,7 @@ struct Station {
     settings: StationSettings,
     url: String,
     client: WorkerClient,
-    provision: Arc<dyn Provision>,
+    jobs: Arc<dyn JobRunner>,
     stop: Stop,
     backoff: Backoff,
     /// Whether `RegisterWorker` succeeded since the last outage.
@@ -377,9 +377,9 @@ impl Station {
         }
         let abort = AbortSignal::new();
         let mut work = {
-            let provision = Arc::clone(&self.provision);
+            let jobs = Arc::clone(&self.jobs);
             let abort = abort.clone();
-            tokio::task::spawn_blocking(move || provision.provision(&request, &abort))
+            tokio::task::spawn_blocking(move || jobs.run_job(&request, &abort))
         };
         let heartbeat = self.heartbeat();
         let mut aborting = false;

@@ -49,7 +49,7 @@ impl Drop for PrivateDir {
 
 /// Runs the shell with its proxy and returns the child's exit status (128 + signal when
 /// a signal ended it, as shells report it).
-pub fn run(options: &ShellOptions) -> Result<i32, crate::Error> {
+pub fn run(options: &ShellOptions) -> Result<i32, KubeError> {
     let mut proxy = options.proxy.clone();
     if proxy.listen.is_none() {
         proxy.listen = Some("127.0.0.1:0".into());
@@ -94,7 +94,7 @@ pub fn run(options: &ShellOptions) -> Result<i32, crate::Error> {
     let status = status?;
     match served {
         Ok(result) => result?,
-        Err(_) => return Err(KubeError::Usage("the proxy thread panicked".into()).into()),
+        Err(_) => return Err(KubeError::Usage("the proxy thread panicked".into())),
     }
     use std::os::unix::process::ExitStatusExt as _;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))

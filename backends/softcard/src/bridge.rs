@@ -1,4 +1,4 @@
-//! `keystation simulate`: the software YubiKey 5 as a card in pcscd's vpcd reader.
+//! The software YubiKey 5 as a card in pcscd's vpcd reader (`keystation simulate`).
 //!
 //! vsmartcard's vpcd (the pcscd driver `libifdvpcd.so`) listens on a TCP port, 35963 for
 //! its first reader by default. A virtual card "is inserted" by connecting to that port
@@ -10,14 +10,14 @@
 //!   your ATR", answered with a framed ATR;
 //! * a longer payload is a command APDU, answered with a framed response APDU.
 //!
-//! The framing and the reading of payloads are [`keystation_softcard::vpcd`]'s.
+//! The framing and the reading of payloads are [`crate::vpcd`]'s.
 //!
 //! The card is created once and outlives connections: when vpcd goes away (pcscd
 //! restarted) the bridge reconnects with backoff, and the card keeps its keys and PINs,
-//! as a real card does when it is unplugged and plugged back in. SIGINT and SIGTERM stop
-//! the bridge cleanly (a second signal exits at once).
+//! as a real card does when it is unplugged and plugged back in. [`run_until`] stops
+//! cleanly when its flag is set (the binary sets it on SIGINT and SIGTERM).
 //!
-//! **State file** (`--state FILE`). Without it the card's state is lost when the process
+//! **State file** ([`Options::state`], `--state FILE`). Without it the card's state is lost when the process
 //! stops. With it the card survives restarts: at start the file is loaded if it exists
 //! (a file that cannot be read or is corrupt, or was saved by a card with another serial
 //! or firmware version, is an error naming the file: the card never silently starts
@@ -31,7 +31,7 @@
 //! the card's private keys, PINs, PUK and management key in the clear: it is for
 //! rehearsal cards with test keys only.**
 //!
-//! **Fault injection** (`--remove-after N`, for tests). After answering the N-th command
+//! **Fault injection** ([`Options::remove_after`], `--remove-after N`, for tests). After answering the N-th command
 //! APDU the bridge closes its vpcd connection — to pcscd the card was pulled out of the
 //! reader mid-session — waits [`REINSERT_DELAY`] and connects again: the card is back,
 //! power-cycled, with its persistent state. This happens once per run.
@@ -43,15 +43,12 @@
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use keystation_softcard::vpcd::{self, Control, Message};
-use keystation_softcard::{Identity, SoftCard, Version};
+use crate::vpcd::{self, Control, Message};
+use crate::{Identity, SoftCard, TouchResponse, Version};
 use zeroize::Zeroizing;
-
-use crate::Error;
 
 /// Where vpcd listens by default (its first reader).
 pub const DEFAULT_VPCD: &str = "127.0.0.1:35963";
@@ -85,20 +82,19 @@ pub struct Options {
     /// Fault injection for tests: remove the card (close the vpcd connection) after this
     /// many command APDUs, then insert it again (see the module documentation). Once.
     pub remove_after: Option<u64>,
-    /// Whether the simulated user touches the card when a key's touch policy asks
-    /// (default: at once).
-    pub touch: Touch,
+    /// What the simulated user does when a key's touch policy asks for a touch
+    /// (default: touches at once).
+    pub touch: TouchResponse,
 }
 
-/// What the simulated user does when the card waits for a touch (`--touch`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Touch {
-    /// Touches at once.
-    #[default]
-    Auto,
-    /// Never touches: operations with keys that need a touch fail with `6982`, as on a
-    /// YubiKey nobody touches.
-    Never,
+/// The state file could not be read, is corrupt, or could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("software card state file {}: {reason}", path.display())]
+pub struct StateFileError {
+    /// The state file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub reason: String,
 }
 
 impl Default for Options {
@@ -110,7 +106,7 @@ impl Default for Options {
             seed: None,
             state: None,
             remove_after: None,
-            touch: Touch::Auto,
+            touch: TouchResponse::Immediate,
         }
     }
 }
@@ -125,8 +121,8 @@ pub struct StateFile {
 impl StateFile {
     /// Restores `card` from the file at `path` if it exists; a file that cannot be read
     /// or restored is an error naming it.
-    pub fn open(path: &Path, card: &mut SoftCard) -> Result<Self, Error> {
-        let failure = |reason: String| Error::SimulateState { path: path.to_path_buf(), reason };
+    pub fn open(path: &Path, card: &mut SoftCard) -> Result<Self, StateFileError> {
+        let failure = |reason: String| StateFileError { path: path.to_path_buf(), reason };
         let written = match std::fs::read(path) {
             Ok(bytes) => {
                 let bytes = Zeroizing::new(bytes);
@@ -145,12 +141,12 @@ impl StateFile {
     }
 
     /// Writes the card's state if it differs from what was last written.
-    pub fn save(&mut self, card: &SoftCard) -> Result<bool, Error> {
+    pub fn save(&mut self, card: &SoftCard) -> Result<bool, StateFileError> {
         let state = card.save_state();
         if *state == *self.written {
             return Ok(false);
         }
-        write_atomically(&self.path, &state).map_err(|error| Error::SimulateState {
+        write_atomically(&self.path, &state).map_err(|error| StateFileError {
             path: self.path.clone(),
             reason: format!("cannot write it: {error}"),
         })?;
@@ -199,30 +195,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
-/// Parses `HOST:PORT` as `--vpcd` takes it (the host is resolved at each connection).
-pub fn parse_address(text: &str) -> Result<String, String> {
-    let (host, port) = text
-        .rsplit_once(':')
-        .ok_or_else(|| format!("expected HOST:PORT, such as {DEFAULT_VPCD}"))?;
-    if host.is_empty() {
-        return Err(format!("expected HOST:PORT, such as {DEFAULT_VPCD}: the host is empty"));
-    }
-    match port.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("{port:?} is not a TCP port number (1 to 65535)")),
-        Ok(_) => Ok(text.to_owned()),
-    }
-}
-
-/// Parses a firmware version `MAJOR.MINOR.PATCH`, each 0 to 255.
-pub fn parse_version(text: &str) -> Result<Version, String> {
-    let parts: Vec<&str> = text.split('.').collect();
-    let numbers: Result<Vec<u8>, _> = parts.iter().map(|p| p.parse::<u8>()).collect();
-    match numbers.as_deref() {
-        Ok([major, minor, patch]) => Ok(Version(*major, *minor, *patch)),
-        _ => Err(format!("expected MAJOR.MINOR.PATCH such as 5.4.3, each 0 to 255, not {text:?}")),
-    }
-}
-
 /// The card `options` describe.
 pub fn card(options: &Options) -> SoftCard {
     let mut identity = Identity::default();
@@ -233,20 +205,13 @@ pub fn card(options: &Options) -> SoftCard {
         identity.version = version;
     }
     let mut card = SoftCard::yubikey5(identity, options.seed);
-    if options.touch == Touch::Never {
-        card.set_touch(keystation_softcard::TouchResponse::Never);
-    }
+    card.set_touch(options.touch);
     card
 }
 
-/// Runs the bridge until SIGINT or SIGTERM.
-pub fn run(options: &Options) -> Result<(), Error> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // The second signal exits at once (status 1), should the clean stop hang.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
-    }
+/// Runs the bridge for the card `options` describe until `stop` is set, then saves the
+/// state file one last time.
+pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<(), StateFileError> {
     let mut card = card(options);
     let mut state = match &options.state {
         Some(path) => Some(StateFile::open(path, &mut card)?),
@@ -260,7 +225,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
         "software YubiKey 5 ready; inserting it into vpcd (stop with Ctrl-C or SIGTERM)"
     );
     let mut faults = Faults { remove_after: options.remove_after, apdus: 0 };
-    serve_with_faults(&options.vpcd, &mut card, state.as_mut(), &stop, &mut faults);
+    serve_with_faults(&options.vpcd, &mut card, state.as_mut(), stop, &mut faults);
     if let Some(state) = &mut state {
         state.save(&card)?;
     }
@@ -528,20 +493,7 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::net::TcpListener;
-
-    #[test]
-    fn addresses_and_versions_are_validated() {
-        assert_eq!(parse_address("127.0.0.1:35963").as_deref(), Ok("127.0.0.1:35963"));
-        assert_eq!(parse_address("localhost:1").as_deref(), Ok("localhost:1"));
-        assert!(parse_address("127.0.0.1").is_err());
-        assert!(parse_address(":35963").is_err());
-        assert!(parse_address("host:0").is_err());
-        assert!(parse_address("host:65536").is_err());
-        assert_eq!(parse_version("5.7.1"), Ok(Version(5, 7, 1)));
-        assert!(parse_version("5.7").is_err());
-        assert!(parse_version("5.7.256").is_err());
-        assert!(parse_version("a.b.c").is_err());
-    }
+    use std::sync::Arc;
 
     /// A fake vpcd: accepts the card twice (the bridge reconnects after the first
     /// connection closes) and talks the frame protocol with it.
@@ -561,7 +513,7 @@ mod tests {
                     seed: Some(1),
                     state: None,
                     remove_after: None,
-                    touch: Touch::Auto,
+                    touch: TouchResponse::Immediate,
                 });
                 serve_until(&address, &mut card, None, &stop);
             })
@@ -578,7 +530,7 @@ mod tests {
             let (mut stream, _) = listener.accept().unwrap();
             stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             write_frame(&mut stream, &[0x01]).unwrap();
-            assert_eq!(exchange(&mut stream, &[0x04]), keystation_softcard::YUBIKEY_5_ATR);
+            assert_eq!(exchange(&mut stream, &[0x04]), crate::YUBIKEY_5_ATR);
             let select = [0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01];
             assert_eq!(exchange(&mut stream, &select), [5, 4, 3, 0, 0, 0, 0x90, 0x00]);
             assert_eq!(

@@ -1,30 +1,27 @@
-//! `keystation piv …`: the PIV commands users know from ykman — `info`, `generate`,
+//! keystation-piv-ops: the PIV operations users know from ykman — `info`, `generate`,
 //! `certificate import/export/request/generate/delete`, `attest`, `reset` — over
-//! keystation-piv, with certificates and requests from keystation-x509.
+//! keystation-piv on any [`Card`], with certificates and requests from keystation-x509;
+//! and the pieces other flows reuse (the kube setup): [`Access`], [`Pin`],
+//! [`authenticate`], slot names, certificate serials and validity.
 //!
-//! Secrets come from files (`--pin-file`, `--management-key-file`) or the terminal,
-//! never from the command line, and stay in zeroizing memory. The management key is,
+//! Secrets come from files ([`Access`]) or the terminal, never from the command line, and
+//! stay in zeroizing memory. The management key is,
 //! in order: the file's, the PIN-protected one ykman stores (ADMIN DATA flag `02`, key
 //! in PRINTED), or the factory default.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
-use keystation_core::SecretBytes;
-use keystation_core::key::{KeyAlgorithm, PublicKey, RsaBits};
-use keystation_core::keygen::{PinPolicy, PivSlot, RetiredSlot, TouchPolicy};
-use keystation_pcsc::{PcscCard, ShareMode};
+use keystation_core::key::{KeyAlgorithm, PublicKey};
+use keystation_core::keygen::{KeyOrigin, PinPolicy, PivSlot, RetiredSlot, TouchPolicy};
+use keystation_core::{Card, SecretBytes};
 use keystation_piv::{ManagementAlgorithm, ManagementKey, PivCard};
 use keystation_x509::{CertificateOptions, DistinguishedName, ExtendedKeyUsage, Validity};
 
-/// What went wrong in a `piv` command.
+/// What went wrong in a PIV operation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum PivCmdError {
-    /// No card, several cards, or PC/SC failed.
-    #[error(transparent)]
-    Acquire(#[from] crate::acquire::AcquireError),
+pub enum Error {
     /// A card operation failed.
     #[error("{what}")]
     Piv {
@@ -57,22 +54,25 @@ pub enum PivCmdError {
     /// A value given on the command line (or in a file) is unusable.
     #[error("{0}")]
     Usage(String),
+    /// Writing output failed.
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
 }
 
-fn piv_err(what: impl Into<String>) -> impl FnOnce(keystation_piv::Error) -> PivCmdError {
+fn piv_err(what: impl Into<String>) -> impl FnOnce(keystation_piv::Error) -> Error {
     let what = what.into();
-    move |source| PivCmdError::Piv { what, source }
+    move |source| Error::Piv { what, source }
 }
 
-fn x509_err(what: impl Into<String>) -> impl FnOnce(keystation_x509::Error) -> PivCmdError {
+fn x509_err(what: impl Into<String>) -> impl FnOnce(keystation_x509::Error) -> Error {
     let what = what.into();
-    move |source| PivCmdError::X509 { what, source }
+    move |source| Error::X509 { what, source }
 }
 
 /// Parses a PIV slot name as ykman writes it: `9a`, `9c`, `9d`, `9e`, or a retired slot
 /// `82`…`95`; the names `authentication`, `signature`, `key-management` and
 /// `card-authentication` too.
-pub fn parse_slot_name(text: &str) -> Result<PivSlot, PivCmdError> {
+pub fn parse_slot_name(text: &str) -> Result<PivSlot, Error> {
     let lower = text.trim().to_ascii_lowercase();
     let named = match lower.as_str() {
         "authentication" | "auth" => Some(PivSlot::Authentication),
@@ -89,7 +89,7 @@ pub fn parse_slot_name(text: &str) -> Result<PivSlot, PivCmdError> {
                 .filter(|slot| *slot != PivSlot::Attestation)
         })
         .ok_or_else(|| {
-            PivCmdError::Usage(format!(
+            Error::Usage(format!(
                 "unknown PIV slot {text:?}: use 9a, 9c, 9d, 9e or a retired slot 82-95"
             ))
         })
@@ -101,219 +101,123 @@ pub fn slot_name(slot: PivSlot) -> String {
 }
 
 /// Where the PIN and management key come from.
-#[derive(Debug, Clone, Default, Args)]
-pub struct AccessArgs {
-    /// Read the PIN from this file (else it is asked for on the terminal when needed)
-    #[arg(long, value_name = "FILE")]
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// The PIN's file; without one the PIN is asked for on the terminal when needed.
     pub pin_file: Option<PathBuf>,
-    /// Read the management key (hex) from this file [default: the PIN-protected key if the
-    /// card has one, else the factory default]
-    #[arg(long, value_name = "FILE")]
+    /// The management key's file (hex); without one, the PIN-protected key if the card
+    /// has one, else the factory default.
     pub management_key_file: Option<PathBuf>,
 }
 
-/// `keystation piv …`
-#[derive(Debug, Subcommand)]
+/// A PIV operation, as `keystation piv` offers them.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
-pub enum PivCommand {
-    /// Show the PIV application: version, serial, PIN tries, management key, and each
+pub enum PivOperation {
+    /// Report the application: version, serial, PIN tries, management key, and each
     /// slot's key and certificate.
     Info,
-    /// Generate a key on the card in SLOT and print its public key (PEM).
-    Generate(GenerateArgs),
-    /// Certificates in slots.
-    #[command(subcommand)]
-    Certificate(CertificateCommand),
-    /// Attest that the key in SLOT was generated on the card, verify the chain to the
-    /// Yubico roots (or --roots), and print what the attestation says.
-    Attest(AttestArgs),
-    /// Reset the PIV application: every key and certificate goes; PIN 123456, PUK
-    /// 12345678, default management key.
+    /// Generate a key on the card and write its public key (PEM).
+    Generate(GenerateOptions),
+    /// Work with the certificate in a slot.
+    Certificate(CertificateOperation),
+    /// Attest a key generated on the card and verify the attestation chain.
+    Attest(AttestOptions),
+    /// Reset the application: every key and certificate goes; PIN 123456, PUK
+    /// 12345678, default management key. Refused unless `force`.
     Reset {
-        /// Really reset.
-        #[arg(long)]
+        /// The user confirmed.
         force: bool,
     },
 }
 
-/// `keystation piv generate`
-#[derive(Debug, Clone, Args)]
-pub struct GenerateArgs {
-    /// The slot: 9a, 9c, 9d, 9e or a retired slot 82-95
-    #[arg(value_parser = parse_slot_arg)]
+/// What [`PivOperation::Generate`] makes.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// The slot.
     pub slot: PivSlot,
-    /// p256, p384, rsa2048, rsa3072, rsa4096, ed25519 or x25519 (the last two on
-    /// YubiKey 5.7)
-    #[arg(long = "key-algorithm", id = "key_algorithm", default_value = "p256", value_parser = parse_algorithm)]
+    /// The algorithm.
     pub algorithm: KeyAlgorithm,
-    /// default, never, once or always
-    #[arg(long = "key-pin-policy", id = "key_pin_policy", default_value = "default", value_parser = parse_pin_policy)]
+    /// When the card asks for the PIN before using the key.
     pub pin_policy: PinPolicy,
-    /// default, never, always or cached
-    #[arg(long = "key-touch-policy", id = "key_touch_policy", default_value = "default", value_parser = parse_touch_policy)]
+    /// When the card waits for a touch before using the key.
     pub touch_policy: TouchPolicy,
-    /// Write the public key here instead of stdout
-    #[arg(long, value_name = "FILE")]
+    /// Where the public key goes; `None`: the output.
     pub out: Option<PathBuf>,
     /// PIN and management key.
-    #[command(flatten)]
-    pub access: AccessArgs,
+    pub access: Access,
 }
 
-/// `keystation piv certificate …`
-#[derive(Debug, Subcommand)]
+/// What [`PivOperation::Certificate`] does.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
-pub enum CertificateCommand {
-    /// Write a certificate (PEM or DER file) into SLOT.
+pub enum CertificateOperation {
+    /// Write a certificate (PEM or DER file) into a slot, gzip-compressed if `compress`.
     Import {
         /// The slot.
-        #[arg(value_parser = parse_slot_arg)]
         slot: PivSlot,
         /// The certificate file.
         file: PathBuf,
-        /// Store it gzip-compressed (for large certificates)
-        #[arg(long)]
+        /// Store it gzip-compressed.
         compress: bool,
         /// PIN and management key.
-        #[command(flatten)]
-        access: AccessArgs,
+        access: Access,
     },
-    /// Print the certificate in SLOT (PEM, or DER with --der).
+    /// Write out the certificate in a slot (PEM, or DER with `der`).
     Export {
-        /// The slot (f9 for the attestation certificate).
-        #[arg(value_parser = parse_any_slot)]
+        /// The slot (the attestation slot too).
         slot: PivSlot,
-        /// Write here instead of stdout
-        #[arg(long, value_name = "FILE")]
+        /// Where it goes; `None`: the output.
         out: Option<PathBuf>,
-        /// DER instead of PEM (needs --out)
-        #[arg(long, requires = "out")]
+        /// DER instead of PEM.
         der: bool,
     },
-    /// Make a certificate signing request (PKCS#10) signed by the key in SLOT.
+    /// Make a certificate signing request (PKCS#10) signed by the key in a slot.
     Request {
         /// The slot.
-        #[arg(value_parser = parse_slot_arg)]
         slot: PivSlot,
-        /// Subject, e.g. "CN=alice,O=team"
-        #[arg(long)]
+        /// The subject, e.g. `CN=alice,O=team`.
         subject: String,
-        /// The slot's public key (PEM, as `piv generate` prints it), for cards that
-        /// cannot tell it (no GET METADATA, no certificate in the slot)
-        #[arg(long, value_name = "FILE")]
+        /// The slot's public key (PEM file) for cards that cannot tell it.
         public_key: Option<PathBuf>,
-        /// Write here instead of stdout
-        #[arg(long, value_name = "FILE")]
+        /// Where the request goes; `None`: the output.
         out: Option<PathBuf>,
         /// PIN and management key.
-        #[command(flatten)]
-        access: AccessArgs,
+        access: Access,
     },
-    /// Make a self-signed certificate for the key in SLOT and store it there.
+    /// Make a self-signed certificate for the key in a slot and store it there.
     Generate {
         /// The slot.
-        #[arg(value_parser = parse_slot_arg)]
         slot: PivSlot,
-        /// Subject, e.g. "CN=alice"
-        #[arg(long)]
+        /// The subject.
         subject: String,
-        /// The slot's public key (PEM, as `piv generate` prints it), for cards that
-        /// cannot tell it (no GET METADATA, no certificate in the slot)
-        #[arg(long, value_name = "FILE")]
+        /// The slot's public key (PEM file) for cards that cannot tell it.
         public_key: Option<PathBuf>,
-        /// Days of validity
-        #[arg(long, default_value_t = 365)]
+        /// Days of validity.
         days: u32,
         /// PIN and management key.
-        #[command(flatten)]
-        access: AccessArgs,
+        access: Access,
     },
-    /// Delete the certificate in SLOT.
+    /// Delete the certificate in a slot.
     Delete {
         /// The slot.
-        #[arg(value_parser = parse_slot_arg)]
         slot: PivSlot,
         /// PIN and management key.
-        #[command(flatten)]
-        access: AccessArgs,
+        access: Access,
     },
 }
 
-/// `keystation piv attest`
-#[derive(Debug, Clone, Args)]
-pub struct AttestArgs {
+/// What [`PivOperation::Attest`] checks.
+#[derive(Debug, Clone)]
+pub struct AttestOptions {
     /// The slot.
-    #[arg(value_parser = parse_slot_arg)]
     pub slot: PivSlot,
-    /// Trust these root certificates (PEM) instead of the Yubico roots
-    #[arg(long, value_name = "FILE")]
+    /// Root certificates (PEM file) trusted instead of the Yubico roots.
     pub roots: Option<PathBuf>,
-    /// Intermediate certificates (PEM) between the device certificate and the root
-    #[arg(long, value_name = "FILE")]
+    /// Intermediate certificates (PEM file) between the device certificate and the root.
     pub intermediates: Option<PathBuf>,
-    /// Write the attestation and device certificates (PEM) here
-    #[arg(long, value_name = "FILE")]
+    /// Where the attestation and device certificates (PEM) go.
     pub out: Option<PathBuf>,
-}
-
-fn parse_slot_arg(text: &str) -> Result<PivSlot, String> {
-    parse_slot_name(text).map_err(|e| e.to_string())
-}
-
-fn parse_any_slot(text: &str) -> Result<PivSlot, String> {
-    if text.eq_ignore_ascii_case("f9") {
-        return Ok(PivSlot::Attestation);
-    }
-    parse_slot_arg(text)
-}
-
-/// Parses an algorithm name as ykman and keystation's profile write them.
-pub fn parse_algorithm(text: &str) -> Result<KeyAlgorithm, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "p256" | "nistp256" | "eccp256" => Ok(KeyAlgorithm::NistP256),
-        "p384" | "nistp384" | "eccp384" => Ok(KeyAlgorithm::NistP384),
-        "rsa2048" => Ok(KeyAlgorithm::Rsa(RsaBits::Rsa2048)),
-        "rsa3072" => Ok(KeyAlgorithm::Rsa(RsaBits::Rsa3072)),
-        "rsa4096" => Ok(KeyAlgorithm::Rsa(RsaBits::Rsa4096)),
-        "ed25519" => Ok(KeyAlgorithm::Ed25519),
-        "x25519" => Ok(KeyAlgorithm::X25519),
-        _ => Err(format!(
-            "unknown algorithm {text:?}: use p256, p384, rsa2048, rsa3072, rsa4096, ed25519 or x25519"
-        )),
-    }
-}
-
-/// Parses a PIN policy.
-pub fn parse_pin_policy(text: &str) -> Result<PinPolicy, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "default" => Ok(PinPolicy::Default),
-        "never" => Ok(PinPolicy::Never),
-        "once" => Ok(PinPolicy::Once),
-        "always" => Ok(PinPolicy::Always),
-        _ => Err(format!("unknown PIN policy {text:?}: use default, never, once or always")),
-    }
-}
-
-/// Parses a touch policy.
-pub fn parse_touch_policy(text: &str) -> Result<TouchPolicy, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "default" => Ok(TouchPolicy::Default),
-        "never" => Ok(TouchPolicy::Never),
-        "always" => Ok(TouchPolicy::Always),
-        "cached" => Ok(TouchPolicy::Cached),
-        _ => Err(format!("unknown touch policy {text:?}: use default, never, always or cached")),
-    }
-}
-
-/// The one card present, connected exclusively.
-pub fn connect(reader: Option<&str>) -> Result<PcscCard, PivCmdError> {
-    let search = crate::acquire::Search {
-        reader: reader.map(str::to_owned),
-        retries: 0,
-        interval: std::time::Duration::ZERO,
-        share_mode: ShareMode::Exclusive,
-    };
-    Ok(crate::acquire::single_card(&search, &|| false)?)
 }
 
 /// The PIN, read once from `--pin-file` or the terminal, then kept (zeroized on drop).
@@ -330,7 +234,7 @@ impl Pin {
     }
 
     /// The PIN, reading or asking for it the first time.
-    pub fn get(&mut self) -> Result<SecretBytes, PivCmdError> {
+    pub fn get(&mut self) -> Result<SecretBytes, Error> {
         if let Some(value) = &self.value {
             return Ok(value.clone());
         }
@@ -338,7 +242,7 @@ impl Pin {
             Some(path) => read_secret_file(path, "cannot read the PIN file")?,
             None => {
                 let typed = rpassword::prompt_password("PIV PIN: ").map_err(|_| {
-                    PivCmdError::Usage("the PIN is needed and there is no terminal to ask on: give --pin-file FILE".into())
+                    Error::Usage("the PIN is needed and there is no terminal to ask on: give --pin-file FILE".into())
                 })?;
                 let typed = zeroize::Zeroizing::new(typed);
                 SecretBytes::copy_from(typed.trim_end_matches(['\r', '\n']).as_bytes())
@@ -349,18 +253,27 @@ impl Pin {
     }
 
     /// Verifies the PIN on the card.
-    pub fn verify(&mut self, piv: &mut PivCard<'_>) -> Result<(), PivCmdError> {
+    pub fn verify(&mut self, piv: &mut PivCard<'_>) -> Result<(), Error> {
         let pin = self.get()?;
         piv.verify_pin(&pin).map_err(piv_err("PIN verification failed"))?;
         piv.remember_pin(pin).map_err(piv_err("PIN verification failed"))
     }
 }
 
+/// The largest PIN or management key file read: far above any real one, small enough that
+/// a wrong path (a disk image, `/dev/zero`) fails at once.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// At most `max` bytes of the file at `path`, in zeroizing memory.
+fn read_capped(path: &Path, max: u64) -> std::io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    keystation_core::secret::read_capped(std::fs::File::open(path)?, max)
+}
+
 /// A file's bytes without trailing line ends, in zeroizing memory.
-pub fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretBytes, PivCmdError> {
+pub fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretBytes, Error> {
     let bytes = SecretBytes::new(
-        crate::config::read_capped(path, crate::config::MAX_SECRET_FILE_BYTES)
-            .map_err(|source| PivCmdError::File { what, path: path.into(), source })?
+        read_capped(path, MAX_SECRET_FILE_BYTES)
+            .map_err(|source| Error::File { what, path: path.into(), source })?
             .to_vec(),
     );
     let text = bytes.expose();
@@ -369,22 +282,18 @@ pub fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretBytes, 
 }
 
 /// Authenticates with the management key (see the module documentation).
-pub fn authenticate(
-    piv: &mut PivCard<'_>,
-    access: &AccessArgs,
-    pin: &mut Pin,
-) -> Result<(), PivCmdError> {
+pub fn authenticate(piv: &mut PivCard<'_>, access: &Access, pin: &mut Pin) -> Result<(), Error> {
     let key = if let Some(path) = &access.management_key_file {
         let hex = read_secret_file(path, "cannot read the management key file")?;
         let bytes = decode_hex(hex.expose()).ok_or_else(|| {
-            PivCmdError::Usage(format!("{}: the management key must be hex", path.display()))
+            Error::Usage(format!("{}: the management key must be hex", path.display()))
         })?;
         let algorithm = match bytes.len() {
             16 => ManagementAlgorithm::Aes128,
             32 => ManagementAlgorithm::Aes256,
             24 => ManagementAlgorithm::TripleDes,
             n => {
-                return Err(PivCmdError::Usage(format!(
+                return Err(Error::Usage(format!(
                     "a management key of {n} bytes: expected 16, 24 or 32"
                 )));
             }
@@ -401,7 +310,7 @@ pub fn authenticate(
             pin.verify(piv)?;
             piv.pin_protected_management_key()
                 .map_err(piv_err("cannot read the PIN-protected management key"))?
-                .ok_or_else(|| PivCmdError::Usage("ADMIN DATA says the management key is PIN-protected, but PRINTED holds none".into()))?
+                .ok_or_else(|| Error::Usage("ADMIN DATA says the management key is PIN-protected, but PRINTED holds none".into()))?
         } else {
             ManagementKey::factory_default()
         }
@@ -431,20 +340,18 @@ pub fn slot_public_key(
     piv: &mut PivCard<'_>,
     slot: PivSlot,
     given: Option<&Path>,
-) -> Result<PublicKey, PivCmdError> {
+) -> Result<PublicKey, Error> {
     let name = slot_name(slot);
     let given = given.map(read_public_key_file).transpose()?;
     match piv.public_key(slot) {
         Ok(Some(public)) => {
             if given.as_ref().is_some_and(|g| *g != public) {
-                return Err(PivCmdError::Usage(format!(
-                    "--public-key is not the key in slot {name}"
-                )));
+                return Err(Error::Usage(format!("--public-key is not the key in slot {name}")));
             }
             return Ok(public);
         }
         Err(keystation_piv::Error::NoKey { .. }) => {
-            return Err(PivCmdError::Usage(format!(
+            return Err(Error::Usage(format!(
                 "slot {name} holds no key: generate one with `keystation piv generate {name}`"
             )));
         }
@@ -457,7 +364,7 @@ pub fn slot_public_key(
         .read_certificate(slot)
         .map_err(piv_err(format!("cannot read the certificate in slot {name}")))?
         .ok_or_else(|| {
-            PivCmdError::Usage(format!(
+            Error::Usage(format!(
                 "cannot tell the public key of slot {name}: the card has no metadata and the slot no certificate; give the key `piv generate` printed with --public-key FILE"
             ))
         })?;
@@ -467,27 +374,27 @@ pub fn slot_public_key(
 }
 
 /// The PEM blocks of a file.
-fn read_pem_file(path: &Path) -> Result<Vec<keystation_x509::pem::PemBlock>, PivCmdError> {
+fn read_pem_file(path: &Path) -> Result<Vec<keystation_x509::pem::PemBlock>, Error> {
     let bytes = read_file(path)?;
     let text = String::from_utf8_lossy(&bytes);
     keystation_x509::pem::decode_all(&text).map_err(x509_err(format!("{}", path.display())))
 }
 
-fn read_public_key_file(path: &Path) -> Result<PublicKey, PivCmdError> {
+fn read_public_key_file(path: &Path) -> Result<PublicKey, Error> {
     let blocks = read_pem_file(path)?;
     let spki = blocks
         .iter()
         .find(|b| b.label == "PUBLIC KEY")
-        .ok_or_else(|| PivCmdError::Usage(format!("{} holds no PEM public key", path.display())))?;
+        .ok_or_else(|| Error::Usage(format!("{} holds no PEM public key", path.display())))?;
     keystation_x509::public_key_from_spki(&spki.der)
         .map_err(x509_err(format!("{} is not a usable public key", path.display())))
 }
 
 /// A random positive 16-byte certificate serial (RFC 5280 §4.1.2.2).
-pub fn random_serial() -> Result<Vec<u8>, PivCmdError> {
+pub fn random_serial() -> Result<Vec<u8>, Error> {
     let mut serial = vec![0u8; 16];
     keystation_core::keygen::RandomSource::fill(&mut keystation_keygen::OsRandom, &mut serial)
-        .map_err(|_| PivCmdError::Usage("the random source failed".into()))?;
+        .map_err(|_| Error::Usage("the random source failed".into()))?;
     serial[0] = (serial[0] & 0x7F) | 0x40;
     Ok(serial)
 }
@@ -501,9 +408,9 @@ pub fn validity_days(days: u32) -> Validity {
 }
 
 /// Writes `text` to `out` or to the file.
-fn emit(out: &mut dyn Write, file: Option<&Path>, bytes: &[u8]) -> Result<(), crate::Error> {
+fn emit(out: &mut dyn Write, file: Option<&Path>, bytes: &[u8]) -> Result<(), Error> {
     match file {
-        Some(path) => std::fs::write(path, bytes).map_err(|source| PivCmdError::File {
+        Some(path) => std::fs::write(path, bytes).map_err(|source| Error::File {
             what: "cannot write",
             path: path.into(),
             source,
@@ -518,15 +425,15 @@ fn emit(out: &mut dyn Write, file: Option<&Path>, bytes: &[u8]) -> Result<(), cr
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// A key, certificate or request file, at most [`MAX_FILE_BYTES`].
-fn read_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, PivCmdError> {
-    crate::config::read_capped(path, MAX_FILE_BYTES).map_err(|source| PivCmdError::File {
+fn read_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    read_capped(path, MAX_FILE_BYTES).map_err(|source| Error::File {
         what: "cannot read",
         path: path.into(),
         source,
     })
 }
 
-fn read_certificate_file(path: &Path) -> Result<keystation_x509::Certificate, PivCmdError> {
+fn read_certificate_file(path: &Path) -> Result<keystation_x509::Certificate, Error> {
     let bytes = read_file(path)?;
     let parsed = if bytes.starts_with(b"-----") || bytes.iter().take(64).all(u8::is_ascii) {
         keystation_x509::Certificate::from_pem(&String::from_utf8_lossy(&bytes))
@@ -536,12 +443,12 @@ fn read_certificate_file(path: &Path) -> Result<keystation_x509::Certificate, Pi
     parsed.map_err(x509_err(format!("{} is not a certificate", path.display())))
 }
 
-fn read_pem_certificates(path: &Path) -> Result<Vec<Vec<u8>>, PivCmdError> {
+fn read_pem_certificates(path: &Path) -> Result<Vec<Vec<u8>>, Error> {
     let blocks = read_pem_file(path)?;
     let certificates: Vec<Vec<u8>> =
         blocks.into_iter().filter(|b| b.label == "CERTIFICATE").map(|b| b.der.clone()).collect();
     if certificates.is_empty() {
-        return Err(PivCmdError::Usage(format!("{} holds no PEM certificate", path.display())));
+        return Err(Error::Usage(format!("{} holds no PEM certificate", path.display())));
     }
     Ok(certificates)
 }
@@ -569,18 +476,16 @@ fn slot_title(slot: PivSlot) -> &'static str {
     }
 }
 
-/// Runs a `piv` command.
+/// Runs `operation` on the PIV application of `card`, writing what it reports to `out`.
 pub fn run(
-    command: &PivCommand,
-    reader: Option<&str>,
+    card: &mut dyn Card,
+    operation: &PivOperation,
     out: &mut dyn Write,
-) -> Result<(), crate::Error> {
-    let mut card = connect(reader)?;
-    let mut piv =
-        PivCard::select(&mut card).map_err(piv_err("cannot select the PIV application"))?;
-    match command {
-        PivCommand::Info => info(&mut piv, out)?,
-        PivCommand::Generate(args) => {
+) -> Result<(), Error> {
+    let mut piv = PivCard::select(card).map_err(piv_err("cannot select the PIV application"))?;
+    match operation {
+        PivOperation::Info => info(&mut piv, out)?,
+        PivOperation::Generate(args) => {
             let mut pin = Pin::new(args.access.pin_file.clone());
             authenticate(&mut piv, &args.access, &mut pin)?;
             let public = piv
@@ -592,14 +497,13 @@ pub fn run(
             let pem = keystation_x509::pem::encode("PUBLIC KEY", &public.to_spki_der());
             emit(out, args.out.as_deref(), pem.as_bytes())?;
         }
-        PivCommand::Certificate(command) => certificate(&mut piv, command, out)?,
-        PivCommand::Attest(args) => attest(&mut piv, args, out)?,
-        PivCommand::Reset { force } => {
+        PivOperation::Certificate(operation) => certificate(&mut piv, operation, out)?,
+        PivOperation::Attest(args) => attest(&mut piv, args, out)?,
+        PivOperation::Reset { force } => {
             if !force {
-                return Err(PivCmdError::Usage(
+                return Err(Error::Usage(
                     "reset deletes every PIV key and certificate on the card: add --force to proceed".into(),
-                )
-                .into());
+                ));
             }
             piv.reset().map_err(piv_err("PIV reset failed"))?;
             writeln!(
@@ -611,7 +515,7 @@ pub fn run(
     Ok(())
 }
 
-fn info(piv: &mut PivCard<'_>, out: &mut dyn Write) -> Result<(), crate::Error> {
+fn info(piv: &mut PivCard<'_>, out: &mut dyn Write) -> Result<(), Error> {
     match piv.version() {
         Some(v) => writeln!(out, "PIV version:              {}.{}.{}", v.0, v.1, v.2)?,
         None => writeln!(out, "PIV version:              not reported (not a YubiKey)")?,
@@ -661,7 +565,11 @@ fn info(piv: &mut PivCard<'_>, out: &mut dyn Write) -> Result<(), crate::Error> 
                 writeln!(out, "  Touch policy:     {policy:?}")?;
             }
             if let Some(origin) = metadata.origin {
-                writeln!(out, "  Origin:           {origin:?}")?;
+                let origin = match origin {
+                    KeyOrigin::Card => "Generated",
+                    KeyOrigin::Host => "Imported",
+                };
+                writeln!(out, "  Origin:           {origin}")?;
             }
         }
         match certificate.as_deref().map(keystation_x509::Certificate::from_der) {
@@ -696,21 +604,20 @@ fn info(piv: &mut PivCard<'_>, out: &mut dyn Write) -> Result<(), crate::Error> 
 
 fn certificate(
     piv: &mut PivCard<'_>,
-    command: &CertificateCommand,
+    operation: &CertificateOperation,
     out: &mut dyn Write,
-) -> Result<(), crate::Error> {
-    match command {
-        CertificateCommand::Import { slot, file, compress, access } => {
+) -> Result<(), Error> {
+    match operation {
+        CertificateOperation::Import { slot, file, compress, access } => {
             let certificate = read_certificate_file(file)?;
             let name = slot_name(*slot);
             if let Some(on_card) = piv.public_key(*slot).ok().flatten() {
                 let in_file =
                     certificate.public_key().map_err(x509_err("the certificate's key"))?;
                 if on_card != in_file {
-                    return Err(PivCmdError::Usage(format!(
+                    return Err(Error::Usage(format!(
                         "the certificate's public key is not the key in slot {name}"
-                    ))
-                    .into());
+                    )));
                 }
             }
             let mut pin = Pin::new(access.pin_file.clone());
@@ -719,12 +626,12 @@ fn certificate(
                 .map_err(piv_err(format!("cannot write the certificate into slot {name}")))?;
             writeln!(out, "Certificate for {} written to slot {name}", certificate.subject())?;
         }
-        CertificateCommand::Export { slot, out: file, der } => {
+        CertificateOperation::Export { slot, out: file, der } => {
             let name = slot_name(*slot);
             let certificate = piv
                 .read_certificate(*slot)
                 .map_err(piv_err(format!("cannot read the certificate in slot {name}")))?
-                .ok_or_else(|| PivCmdError::Usage(format!("slot {name} holds no certificate")))?;
+                .ok_or_else(|| Error::Usage(format!("slot {name} holds no certificate")))?;
             if *der {
                 emit(out, file.as_deref(), &certificate)?;
             } else {
@@ -735,7 +642,7 @@ fn certificate(
                 )?;
             }
         }
-        CertificateCommand::Request { slot, subject, public_key, out: file, access } => {
+        CertificateOperation::Request { slot, subject, public_key, out: file, access } => {
             let subject = DistinguishedName::parse(subject).map_err(x509_err("bad --subject"))?;
             let public = slot_public_key(piv, *slot, public_key.as_deref())?;
             let mut pin = Pin::new(access.pin_file.clone());
@@ -753,7 +660,7 @@ fn certificate(
                 keystation_x509::pem::encode("CERTIFICATE REQUEST", &csr).as_bytes(),
             )?;
         }
-        CertificateCommand::Generate { slot, subject, public_key, days, access } => {
+        CertificateOperation::Generate { slot, subject, public_key, days, access } => {
             let name = slot_name(*slot);
             let subject = DistinguishedName::parse(subject).map_err(x509_err("bad --subject"))?;
             let mut pin = Pin::new(access.pin_file.clone());
@@ -776,7 +683,7 @@ fn certificate(
                 .map_err(piv_err(format!("cannot write the certificate into slot {name}")))?;
             writeln!(out, "Self-signed certificate for {subject} written to slot {name}")?;
         }
-        CertificateCommand::Delete { slot, access } => {
+        CertificateOperation::Delete { slot, access } => {
             let name = slot_name(*slot);
             let mut pin = Pin::new(access.pin_file.clone());
             authenticate(piv, access, &mut pin)?;
@@ -788,20 +695,14 @@ fn certificate(
     Ok(())
 }
 
-fn attest(
-    piv: &mut PivCard<'_>,
-    args: &AttestArgs,
-    out: &mut dyn Write,
-) -> Result<(), crate::Error> {
+fn attest(piv: &mut PivCard<'_>, args: &AttestOptions, out: &mut dyn Write) -> Result<(), Error> {
     let name = slot_name(args.slot);
     let attestation =
         piv.attest(args.slot).map_err(piv_err(format!("the card cannot attest slot {name}")))?;
     let device = piv
         .attestation_certificate()
         .map_err(piv_err("cannot read the attestation certificate (slot f9)"))?
-        .ok_or_else(|| {
-            PivCmdError::Usage("the card has no attestation certificate in slot f9".into())
-        })?;
+        .ok_or_else(|| Error::Usage("the card has no attestation certificate in slot f9".into()))?;
     let roots = match &args.roots {
         Some(path) => read_pem_certificates(path)?,
         None => keystation_x509::attestation::yubico_roots(),
@@ -836,7 +737,7 @@ fn attest(
     if let Some(path) = &args.out {
         let mut pem = keystation_x509::pem::encode("CERTIFICATE", &attestation);
         pem.push_str(&keystation_x509::pem::encode("CERTIFICATE", &device));
-        std::fs::write(path, pem).map_err(|source| PivCmdError::File {
+        std::fs::write(path, pem).map_err(|source| Error::File {
             what: "cannot write",
             path: path.clone(),
             source,
@@ -849,18 +750,6 @@ fn attest(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-
-    #[test]
-    fn names_parse_and_bad_ones_say_what_is_allowed() {
-        assert_eq!(parse_algorithm("ECCP256"), Ok(KeyAlgorithm::NistP256));
-        assert_eq!(parse_algorithm("rsa2048"), Ok(KeyAlgorithm::Rsa(RsaBits::Rsa2048)));
-        assert!(parse_algorithm("dsa").unwrap_err().contains("p256"));
-        assert_eq!(parse_pin_policy("Once"), Ok(PinPolicy::Once));
-        assert!(parse_pin_policy("sometimes").unwrap_err().contains("always"));
-        assert_eq!(parse_touch_policy("cached"), Ok(TouchPolicy::Cached));
-        assert_eq!(parse_any_slot("F9"), Ok(PivSlot::Attestation));
-        assert!(parse_slot_arg("f9").is_err());
-    }
 
     #[test]
     fn hex_keys_decode() {

@@ -1,4 +1,4 @@
-//! `keystation kube`: kubectl authenticated by a client key that never leaves the card's
+//! keystation-kube: `keystation kube`, kubectl authenticated by a client key that never leaves the card's
 //! PIV slot (DESIGN §5, seed 003).
 //!
 //! * [`setup`] reads a kubeconfig context and puts its client credential into a PIV slot —
@@ -52,10 +52,16 @@ pub enum KubeError {
     /// The kubeconfig could not be read or resolved.
     #[error(transparent)]
     Kubeconfig(#[from] keystation_kubeconfig::Error),
+    /// Writing output failed.
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+    /// No card, several cards, or PC/SC failed.
+    #[error(transparent)]
+    Card(#[from] keystation_cards::Error),
     /// A card, certificate or PIV command step (card search, management key, slot name)
     /// failed; the same errors `keystation piv` reports.
     #[error(transparent)]
-    PivCmd(#[from] crate::piv_cmd::PivCmdError),
+    PivCmd(#[from] keystation_piv_ops::Error),
     /// The kubeconfig's server is unusable for the proxy.
     #[error("bad API server address {0:?}: the proxy needs an https:// URL")]
     BadServer(String),
@@ -75,7 +81,7 @@ pub enum KubeError {
         slot: String,
         /// What PC/SC said.
         #[source]
-        source: crate::acquire::AcquireError,
+        source: keystation_cards::Error,
     },
     /// The slot has no certificate.
     #[error("PIV slot {0} holds no certificate: run `keystation kube setup` first")]
@@ -176,7 +182,7 @@ impl KubeError {
     /// Whether the card (or the link to it) failed, so the next use must connect again.
     pub fn card_failed(&self) -> bool {
         match self {
-            Self::PivCmd(crate::piv_cmd::PivCmdError::Piv { source, .. }) => {
+            Self::PivCmd(keystation_piv_ops::Error::Piv { source, .. }) => {
                 matches!(source, keystation_piv::Error::Transport { .. })
             }
             Self::CardAbsent | Self::NoCard { .. } => true,
@@ -186,16 +192,16 @@ impl KubeError {
 
     pub(crate) fn piv(what: impl Into<String>) -> impl FnOnce(keystation_piv::Error) -> Self {
         let what = what.into();
-        move |source| Self::PivCmd(crate::piv_cmd::PivCmdError::Piv { what, source })
+        move |source| Self::PivCmd(keystation_piv_ops::Error::Piv { what, source })
     }
 
     pub(crate) fn x509(what: impl Into<String>) -> impl FnOnce(keystation_x509::Error) -> Self {
         let what = what.into();
-        move |source| Self::PivCmd(crate::piv_cmd::PivCmdError::X509 { what, source })
+        move |source| Self::PivCmd(keystation_piv_ops::Error::X509 { what, source })
     }
 }
 
-pub use crate::piv_cmd::{parse_slot_name as parse_slot, slot_name};
+pub use keystation_piv_ops::{parse_slot_name as parse_slot, slot_name};
 
 /// The API server as the proxy reaches it.
 #[derive(Debug, Clone)]
@@ -232,7 +238,7 @@ impl Server {
         match &cluster.ca_pem {
             Some(pem) => {
                 let blocks = keystation_x509::pem::decode_all(&String::from_utf8_lossy(pem))
-                    .map_err(|e| KubeError::BadCa(crate::error::describe(&e)))?;
+                    .map_err(|e| KubeError::BadCa(keystation_core::describe_chain(&e)))?;
                 for block in blocks.iter().filter(|b| b.label == "CERTIFICATE") {
                     roots
                         .add(rustls::pki_types::CertificateDer::from(block.der.clone()))
@@ -281,8 +287,10 @@ pub struct ProxyOptions {
     pub keep_alive: bool,
     /// Read the PIN from this file (else prompt on the terminal when the key needs it).
     pub pin_file: Option<PathBuf>,
-    /// Only readers whose name contains this.
-    pub reader: Option<String>,
+    /// The card holding the key (a card in a PC/SC reader: the proxy watches the reader
+    /// for the card's removal). The proxy opens it shared, so that other applications
+    /// can use the card meanwhile.
+    pub card: keystation_cards::CardSelection,
 }
 
 /// The default proxy kubeconfig, `~/.kube/proxy.yml`.
@@ -346,7 +354,7 @@ pub fn prepare(options: &ProxyOptions) -> Result<Prepared, KubeError> {
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let listen = proxy::parse_listen(&listen)?;
 
-    let key = card::open(options.reader.as_deref(), slot, options.pin_file.as_deref())?;
+    let key = card::open(&options.card, slot, options.pin_file.as_deref())?;
     let reader = key.reader.clone();
     let (sender, presence) = PresenceSender::new();
     let stop_watch = Arc::new(AtomicBool::new(false));
@@ -413,7 +421,7 @@ pub fn serve_until(
 
 /// `keystation kube proxy`: prepares, prints where it listens, serves until SIGINT or
 /// SIGTERM.
-pub fn run_proxy(options: &ProxyOptions, out: &mut dyn std::io::Write) -> Result<(), crate::Error> {
+pub fn run_proxy(options: &ProxyOptions, out: &mut dyn std::io::Write) -> Result<(), KubeError> {
     let prepared = prepare(options)?;
     writeln!(
         out,

@@ -1,0 +1,303 @@
+//! `keystation piv …`: the PIV operations of keystation-piv-ops on the one card in a PC/SC
+//! reader (`--reader` narrows the readers).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use keystation_core::key::KeyAlgorithm;
+use keystation_core::keygen::{PinPolicy, PivSlot, TouchPolicy};
+use keystation_piv_ops::{
+    Access, AttestOptions, CertificateOperation, GenerateOptions, PivOperation, parse_slot_name,
+};
+
+use crate::Error;
+use crate::config::Settings;
+
+/// Where the PIN and management key come from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AccessArgs {
+    /// Read the PIN from this file (else it is asked for on the terminal when needed)
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+    /// Read the management key (hex) from this file [default: the PIN-protected key if the
+    /// card has one, else the factory default]
+    #[arg(long, value_name = "FILE")]
+    pub management_key_file: Option<PathBuf>,
+}
+
+/// `keystation piv …`
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum PivCommand {
+    /// Show the PIV application: version, serial, PIN tries, management key, and each
+    /// slot's key and certificate.
+    Info,
+    /// Generate a key on the card in SLOT and print its public key (PEM).
+    Generate(GenerateArgs),
+    /// Certificates in slots.
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
+    /// Attest that the key in SLOT was generated on the card, verify the chain to the
+    /// Yubico roots (or --roots), and print what the attestation says.
+    Attest(AttestArgs),
+    /// Reset the PIV application: every key and certificate goes; PIN 123456, PUK
+    /// 12345678, default management key.
+    Reset {
+        /// Really reset.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `keystation piv generate`
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// The slot: 9a, 9c, 9d, 9e or a retired slot 82-95
+    #[arg(value_parser = parse_slot_arg)]
+    pub slot: PivSlot,
+    /// p256, p384, rsa2048, rsa3072, rsa4096, ed25519 or x25519 (the last two on
+    /// YubiKey 5.7)
+    #[arg(long = "key-algorithm", id = "key_algorithm", default_value = "p256", value_parser = parse_algorithm)]
+    pub algorithm: KeyAlgorithm,
+    /// default, never, once or always
+    #[arg(long = "key-pin-policy", id = "key_pin_policy", default_value = "default", value_parser = parse_pin_policy)]
+    pub pin_policy: PinPolicy,
+    /// default, never, always or cached
+    #[arg(long = "key-touch-policy", id = "key_touch_policy", default_value = "default", value_parser = parse_touch_policy)]
+    pub touch_policy: TouchPolicy,
+    /// Write the public key here instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// PIN and management key.
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// `keystation piv certificate …`
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum CertificateCommand {
+    /// Write a certificate (PEM or DER file) into SLOT.
+    Import {
+        /// The slot.
+        #[arg(value_parser = parse_slot_arg)]
+        slot: PivSlot,
+        /// The certificate file.
+        file: PathBuf,
+        /// Store it gzip-compressed (for large certificates)
+        #[arg(long)]
+        compress: bool,
+        /// PIN and management key.
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// Print the certificate in SLOT (PEM, or DER with --der).
+    Export {
+        /// The slot (f9 for the attestation certificate).
+        #[arg(value_parser = parse_any_slot)]
+        slot: PivSlot,
+        /// Write here instead of stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// DER instead of PEM (needs --out)
+        #[arg(long, requires = "out")]
+        der: bool,
+    },
+    /// Make a certificate signing request (PKCS#10) signed by the key in SLOT.
+    Request {
+        /// The slot.
+        #[arg(value_parser = parse_slot_arg)]
+        slot: PivSlot,
+        /// Subject, e.g. "CN=alice,O=team"
+        #[arg(long)]
+        subject: String,
+        /// The slot's public key (PEM, as `piv generate` prints it), for cards that
+        /// cannot tell it (no GET METADATA, no certificate in the slot)
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        /// Write here instead of stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// PIN and management key.
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// Make a self-signed certificate for the key in SLOT and store it there.
+    Generate {
+        /// The slot.
+        #[arg(value_parser = parse_slot_arg)]
+        slot: PivSlot,
+        /// Subject, e.g. "CN=alice"
+        #[arg(long)]
+        subject: String,
+        /// The slot's public key (PEM, as `piv generate` prints it), for cards that
+        /// cannot tell it (no GET METADATA, no certificate in the slot)
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        /// Days of validity
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// PIN and management key.
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// Delete the certificate in SLOT.
+    Delete {
+        /// The slot.
+        #[arg(value_parser = parse_slot_arg)]
+        slot: PivSlot,
+        /// PIN and management key.
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+}
+
+/// `keystation piv attest`
+#[derive(Debug, Clone, Args)]
+pub struct AttestArgs {
+    /// The slot.
+    #[arg(value_parser = parse_slot_arg)]
+    pub slot: PivSlot,
+    /// Trust these root certificates (PEM) instead of the Yubico roots
+    #[arg(long, value_name = "FILE")]
+    pub roots: Option<PathBuf>,
+    /// Intermediate certificates (PEM) between the device certificate and the root
+    #[arg(long, value_name = "FILE")]
+    pub intermediates: Option<PathBuf>,
+    /// Write the attestation and device certificates (PEM) here
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// A slot as `piv` commands take it: 9a, 9c, 9d, 9e or a retired slot.
+pub(crate) fn parse_slot_arg(text: &str) -> Result<PivSlot, String> {
+    parse_slot_name(text).map_err(|e| e.to_string())
+}
+
+/// A slot, or `f9` for the attestation slot.
+fn parse_any_slot(text: &str) -> Result<PivSlot, String> {
+    if text.eq_ignore_ascii_case("f9") {
+        return Ok(PivSlot::Attestation);
+    }
+    parse_slot_arg(text)
+}
+
+/// A key algorithm by the names gpg and ykman use (`p256`, `eccp256`, `nistp256`, `rsa2048`,
+/// `ed25519`, `x25519`, …).
+pub(crate) fn parse_algorithm(text: &str) -> Result<KeyAlgorithm, String> {
+    text.parse().map_err(|e: keystation_core::Error| e.to_string())
+}
+
+/// A PIV key PIN policy: default, never, once or always.
+pub(crate) fn parse_pin_policy(text: &str) -> Result<PinPolicy, String> {
+    text.parse()
+        .map_err(|e: keystation_core::Error| format!("{e}: use default, never, once or always"))
+}
+
+/// A PIV key touch policy: default, never, always or cached.
+pub(crate) fn parse_touch_policy(text: &str) -> Result<TouchPolicy, String> {
+    TouchPolicy::from_piv_name(text)
+        .map_err(|e| format!("{e}: use default, never, always or cached"))
+}
+
+impl From<&AccessArgs> for Access {
+    fn from(args: &AccessArgs) -> Self {
+        Self {
+            pin_file: args.pin_file.clone(),
+            management_key_file: args.management_key_file.clone(),
+        }
+    }
+}
+
+impl PivCommand {
+    /// The operation the command asks for.
+    fn operation(&self) -> PivOperation {
+        match self {
+            Self::Info => PivOperation::Info,
+            Self::Generate(args) => PivOperation::Generate(GenerateOptions {
+                slot: args.slot,
+                algorithm: args.algorithm,
+                pin_policy: args.pin_policy,
+                touch_policy: args.touch_policy,
+                out: args.out.clone(),
+                access: (&args.access).into(),
+            }),
+            Self::Certificate(command) => PivOperation::Certificate(command.operation()),
+            Self::Attest(args) => PivOperation::Attest(AttestOptions {
+                slot: args.slot,
+                roots: args.roots.clone(),
+                intermediates: args.intermediates.clone(),
+                out: args.out.clone(),
+            }),
+            Self::Reset { force } => PivOperation::Reset { force: *force },
+        }
+    }
+}
+
+impl CertificateCommand {
+    fn operation(&self) -> CertificateOperation {
+        match self {
+            Self::Import { slot, file, compress, access } => CertificateOperation::Import {
+                slot: *slot,
+                file: file.clone(),
+                compress: *compress,
+                access: access.into(),
+            },
+            Self::Export { slot, out, der } => {
+                CertificateOperation::Export { slot: *slot, out: out.clone(), der: *der }
+            }
+            Self::Request { slot, subject, public_key, out, access } => {
+                CertificateOperation::Request {
+                    slot: *slot,
+                    subject: subject.clone(),
+                    public_key: public_key.clone(),
+                    out: out.clone(),
+                    access: access.into(),
+                }
+            }
+            Self::Generate { slot, subject, public_key, days, access } => {
+                CertificateOperation::Generate {
+                    slot: *slot,
+                    subject: subject.clone(),
+                    public_key: public_key.clone(),
+                    days: *days,
+                    access: access.into(),
+                }
+            }
+            Self::Delete { slot, access } => {
+                CertificateOperation::Delete { slot: *slot, access: access.into() }
+            }
+        }
+    }
+}
+
+/// Runs a `piv` command on the one card present.
+pub fn run(command: &PivCommand, settings: &Settings, out: &mut dyn Write) -> Result<(), Error> {
+    let operation = command.operation();
+    let selection = keystation_cards::CardSelection::pcsc(settings.reader.as_deref());
+    let mut card = keystation_cards::open(&selection, &|| false)?;
+    keystation_piv_ops::run(&mut card, &operation, out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use keystation_core::key::RsaBits;
+
+    use super::*;
+
+    #[test]
+    fn names_parse_and_bad_ones_say_what_is_allowed() {
+        assert_eq!(parse_algorithm("ECCP256"), Ok(KeyAlgorithm::NistP256));
+        assert_eq!(parse_algorithm("rsa2048"), Ok(KeyAlgorithm::Rsa(RsaBits::Rsa2048)));
+        assert!(parse_algorithm("dsa").unwrap_err().contains("p256"));
+        assert_eq!(parse_pin_policy("Once"), Ok(PinPolicy::Once));
+        assert!(parse_pin_policy("sometimes").unwrap_err().contains("always"));
+        assert_eq!(parse_touch_policy("cached"), Ok(TouchPolicy::Cached));
+        assert_eq!(parse_any_slot("F9"), Ok(PivSlot::Attestation));
+        assert!(parse_slot_arg("f9").is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! `keystation station`: the headless station (keystation-station) running the OpenPGP
+//! flow (keystation-provision) for each job, with the profile and card the configuration
+//! describes.
+
+use std::sync::Arc;
+
+use clap::Args;
+use keystation_station::{JobRunner, StationSettings};
+use serde::Serialize;
+
+use super::options::{
+    CardWaitOptions, CommonOptions, ProfileOptions, StationOptions, command_line,
+};
+use crate::Error;
+use crate::config::{CommandLine, ConfigError, Settings};
+
+/// `keystation station …`
+#[derive(Debug, Clone, Default, Args)]
+#[non_exhaustive]
+pub struct StationArgs {
+    /// Which card each job uses: auto = the one card in a PC/SC reader (the built-in
+    /// software card when there is none), pcsc, or software (a rehearsal)
+    #[cfg(feature = "openpgp")]
+    #[arg(long, value_name = "CARD", default_value = "pcsc", value_parser = super::options::card_choice_parser())]
+    pub card: keystation_cards::CardChoice,
+    /// How to reach defguard.
+    #[command(flatten)]
+    pub station: StationOptions,
+    /// The card search of each job.
+    #[command(flatten)]
+    pub wait: CardWaitOptions,
+    /// The OpenPGP profile of each job.
+    #[command(flatten)]
+    pub profile: ProfileOptions,
+}
+
+/// The flag groups of `station`, as one layer.
+#[derive(Serialize)]
+struct Groups<'a> {
+    #[serde(flatten)]
+    station: &'a StationOptions,
+    #[serde(flatten)]
+    wait: &'a CardWaitOptions,
+    #[serde(flatten)]
+    profile: &'a ProfileOptions,
+}
+
+impl StationArgs {
+    /// The command line's configuration layer.
+    pub(crate) fn command_line(&self, common: &CommonOptions) -> Result<CommandLine, ConfigError> {
+        let groups = Groups { station: &self.station, wait: &self.wait, profile: &self.profile };
+        command_line(common, self.station.token.as_ref(), &groups)
+    }
+}
+
+/// The station part of the configuration, with the default timings.
+pub fn station_settings(settings: &Settings) -> StationSettings {
+    let mut station = StationSettings::new(settings.id.clone(), settings.grpc_url.clone());
+    station.grpc_ca = settings.grpc_ca.clone();
+    station.token = settings.token.clone();
+    station.token_file = settings.token_file.clone();
+    station.allow_plaintext = settings.grpc_allow_plaintext;
+    station.state_dir = settings
+        .state_dir
+        .clone()
+        .or_else(|| std::env::var_os("STATE_DIRECTORY").map(std::path::PathBuf::from))
+        // systemd may list several directories, separated by colons: use the first.
+        .map(|dir| match dir.to_str().and_then(|d| d.split(':').next()) {
+            Some(first) => std::path::PathBuf::from(first),
+            None => dir,
+        });
+    station.package = settings.grpc_package;
+    station.poll_interval = settings.poll_interval;
+    station.card_search = keystation_station::CardSearch::new(
+        settings.smartcard_retries,
+        settings.smartcard_retry_interval,
+    );
+    station
+}
+
+/// Runs the station until SIGTERM or SIGINT.
+pub fn run(args: &StationArgs, settings: &Settings) -> Result<(), Error> {
+    let jobs = job_runner(args, settings);
+    keystation_station::run_until_signalled(station_settings(settings), jobs)?;
+    Ok(())
+}
+
+/// What the station runs jobs with: the OpenPGP flow with the configured profile on the
+/// card `--card` names, or — in a build without the `openpgp` feature — a refusal of
+/// every job.
+fn job_runner(args: &StationArgs, settings: &Settings) -> Arc<dyn JobRunner> {
+    #[cfg(feature = "openpgp")]
+    return Arc::new(openpgp::OpenPgpJobs::new(args.card, settings.clone()));
+    #[cfg(not(feature = "openpgp"))]
+    {
+        let _ = (args, settings);
+        Arc::new(keystation_station::RefuseJobs)
+    }
+}
+
+#[cfg(feature = "openpgp")]
+mod openpgp {
+    use std::io::Write as _;
+
+    use keystation_cards::CardChoice;
+    use keystation_provision::{
+        Attendance, Holder, PinPlan, check_backup_target, provision_selected, write_backup,
+    };
+    use keystation_station::{AbortSignal, JobError, JobReport, JobRequest, JobRunner};
+    use zeroize::Zeroizing;
+
+    use super::super::options::card_selection;
+    use super::super::profile::profile;
+    use crate::Error;
+    use crate::config::Settings;
+
+    /// The station's jobs: the configured profile on the card `choice` names; new
+    /// random PINs go to the station's console (`/dev/tty`), never to defguard or a log.
+    #[derive(Debug, Clone)]
+    pub(super) struct OpenPgpJobs {
+        choice: CardChoice,
+        settings: Settings,
+    }
+
+    impl OpenPgpJobs {
+        /// Jobs on `choice` with the profile in `settings`.
+        pub(super) fn new(choice: CardChoice, settings: Settings) -> Self {
+            Self { choice, settings }
+        }
+
+        fn run(&self, job: &JobRequest, abort: &AbortSignal) -> Result<JobReport, Error> {
+            let holder = Holder::new(&job.first_name, &job.last_name, &job.email)?;
+            let (profile, backup_file) = profile(&self.settings, Attendance::Unattended)?;
+            check_backup_target(backup_file.as_deref())?;
+            // Random PINs need somewhere to go before the card is touched.
+            let console = match profile.pins {
+                PinPlan::Random => Some(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/dev/tty")
+                        .map_err(Error::NoConsole)?,
+                ),
+                _ => None,
+            };
+            let mut selection = card_selection(&self.settings, self.choice, true);
+            selection.retries = job.card_search.retries;
+            selection.interval = job.card_search.interval;
+            let done = provision_selected(&selection, &holder, &profile, &|| abort.is_aborted())?;
+            if let (Some(path), Some(backup)) = (&backup_file, &done.backup) {
+                write_backup(path, backup)?;
+            }
+            if let (Some(mut console), Some(pins)) = (console, &done.new_pins) {
+                let mut text = Zeroizing::new(Vec::new());
+                text.extend_from_slice(
+                    format!("\nCard {} for {}:\n  user PIN:  ", done.serial, holder.user_id())
+                        .as_bytes(),
+                );
+                text.extend_from_slice(pins.user.expose());
+                text.extend_from_slice(b"\n  admin PIN: ");
+                text.extend_from_slice(pins.admin.expose());
+                text.extend_from_slice(b"\n");
+                console.write_all(&text).map_err(Error::NoConsole)?;
+            }
+            let pins = self
+                .settings
+                .pin_policy
+                .describe(Attendance::Unattended, self.settings.admin_pin_file.is_some());
+            Ok(JobReport::new(done.certificate, done.ssh_key, done.serial).with_pins(pins))
+        }
+    }
+
+    impl JobRunner for OpenPgpJobs {
+        fn run_job(&self, job: &JobRequest, abort: &AbortSignal) -> Result<JobReport, JobError> {
+            self.run(job, abort)
+                .map_err(|error| JobError::new(keystation_core::describe_chain(&error)))
+        }
+    }
+}
