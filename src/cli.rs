@@ -26,9 +26,8 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use serde::Serialize;
 
-use self::options::{CardWaitOptions, CommonOptions, ProfileOptions, StationOptions};
+use self::options::{CardWaitOptions, CommonOptions, FlagGroups, ProfileOptions, StationOptions};
 use crate::Error;
 use crate::config::{self, show::ShowFormat};
 
@@ -122,34 +121,21 @@ pub enum ConfigCommand {
     Template,
 }
 
-/// The flag groups of `config show`, as one layer.
-#[derive(Serialize)]
-struct AllGroups<'a> {
-    #[serde(flatten)]
-    station: &'a StationOptions,
-    #[serde(flatten)]
-    wait: &'a CardWaitOptions,
-    #[serde(flatten)]
-    profile: &'a ProfileOptions,
-}
-
 impl Cli {
     /// The command line's configuration layer: the common flags and those of the command.
     pub fn command_line(&self) -> Result<config::CommandLine, config::ConfigError> {
         let common = &self.common;
         match &self.command {
             Command::Config(ConfigCommand::Show { station, wait, profile, .. }) => {
-                options::command_line(
-                    common,
-                    station.token.as_ref(),
-                    &AllGroups { station, wait, profile },
-                )
+                let groups =
+                    FlagGroups { station: Some(station), wait: Some(wait), profile: Some(profile) };
+                options::command_line(common, groups)
             }
             #[cfg(feature = "grpc")]
             Command::Station(args) => args.command_line(common),
             #[cfg(feature = "openpgp")]
             Command::Provision(args) => args.command_line(common),
-            _ => options::command_line(common, None, &()),
+            _ => options::command_line(common, FlagGroups::default()),
         }
     }
 }

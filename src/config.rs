@@ -257,6 +257,12 @@ impl Default for Settings {
     }
 }
 
+/// A duration as `config show` prints it: whole seconds as `2s`, anything else in `ms`.
+fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis.is_multiple_of(1000) { format!("{}s", millis / 1000) } else { format!("{millis}ms") }
+}
+
 /// The largest secret file (PIN, passphrase, token) keystation reads: far above any real
 /// one, small enough that a wrong path (a disk image, `/dev/zero`) fails at once.
 pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;

@@ -10,9 +10,11 @@
 //! [`crate::config`], with the same messages as for every other layer.
 
 use std::path::PathBuf;
+#[cfg(feature = "openpgp")]
 use std::time::Duration;
 
 use clap::Args;
+#[cfg(feature = "openpgp")]
 use keystation_cards::{CardChoice, CardSelection};
 use serde::Serialize;
 
@@ -224,22 +226,37 @@ pub struct ProfileOptions {
     pub reset: Option<String>,
 }
 
+/// The flag groups a command takes, as one configuration layer.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct FlagGroups<'a> {
+    /// The station's connection.
+    #[serde(flatten)]
+    pub(crate) station: Option<&'a StationOptions>,
+    /// The wait for a card.
+    #[serde(flatten)]
+    pub(crate) wait: Option<&'a CardWaitOptions>,
+    /// The OpenPGP profile.
+    #[serde(flatten)]
+    pub(crate) profile: Option<&'a ProfileOptions>,
+}
+
 /// The command line's configuration layer: `common` plus the groups the command takes.
 pub(crate) fn command_line(
     common: &CommonOptions,
-    token: Option<&Token>,
-    groups: &impl Serialize,
+    groups: FlagGroups<'_>,
 ) -> Result<config::CommandLine, config::ConfigError> {
     #[derive(Serialize)]
-    struct Layer<'a, G> {
+    struct Layer<'a> {
         #[serde(flatten)]
         common: &'a CommonOptions,
         #[serde(flatten)]
-        groups: &'a G,
+        groups: FlagGroups<'a>,
     }
-    config::CommandLine::new(common.config.clone(), token.cloned(), &Layer { common, groups })
+    let token = groups.station.and_then(|station| station.token.clone());
+    config::CommandLine::new(common.config.clone(), token, &Layer { common, groups })
 }
 
+#[cfg(feature = "openpgp")]
 /// The card a command on `choice` works on, as the configuration says: the reader filter,
 /// the share mode, and — with `wait` — the retries and interval of the card search.
 pub(crate) fn card_selection(
@@ -256,6 +273,7 @@ pub(crate) fn card_selection(
     }
 }
 
+#[cfg(feature = "openpgp")]
 /// `--card`'s parser: the names of [`CardChoice`], listed in the help.
 pub(crate) fn card_choice_parser() -> impl clap::builder::TypedValueParser<Value = CardChoice> {
     use clap::builder::TypedValueParser as _;

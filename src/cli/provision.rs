@@ -10,11 +10,10 @@ use keystation_provision::{
     Attendance, Holder, InvalidHolder, Provisioned, check_backup_target, provision_selected,
     write_backup,
 };
-use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::options::{
-    CardWaitOptions, CommonOptions, ProfileOptions, card_choice_parser, card_selection,
+    CardWaitOptions, CommonOptions, FlagGroups, ProfileOptions, card_choice_parser, card_selection,
     command_line,
 };
 use super::profile::profile;
@@ -51,19 +50,12 @@ pub struct ProvisionArgs {
     pub profile: ProfileOptions,
 }
 
-/// The flag groups of `provision`, as one layer.
-#[derive(Serialize)]
-struct Groups<'a> {
-    #[serde(flatten)]
-    wait: &'a CardWaitOptions,
-    #[serde(flatten)]
-    profile: &'a ProfileOptions,
-}
-
 impl ProvisionArgs {
     /// The command line's configuration layer.
     pub(crate) fn command_line(&self, common: &CommonOptions) -> Result<CommandLine, ConfigError> {
-        command_line(common, None, &Groups { wait: &self.wait, profile: &self.profile })
+        let groups =
+            FlagGroups { wait: Some(&self.wait), profile: Some(&self.profile), station: None };
+        command_line(common, groups)
     }
 
     /// The holder the options name.

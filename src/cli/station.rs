@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use clap::Args;
 use keystation_station::{JobRunner, StationSettings};
-use serde::Serialize;
 
 use super::options::{
-    CardWaitOptions, CommonOptions, ProfileOptions, StationOptions, command_line,
+    CardWaitOptions, CommonOptions, FlagGroups, ProfileOptions, StationOptions, command_line,
 };
 use crate::Error;
 use crate::config::{CommandLine, ConfigError, Settings};
@@ -34,22 +33,15 @@ pub struct StationArgs {
     pub profile: ProfileOptions,
 }
 
-/// The flag groups of `station`, as one layer.
-#[derive(Serialize)]
-struct Groups<'a> {
-    #[serde(flatten)]
-    station: &'a StationOptions,
-    #[serde(flatten)]
-    wait: &'a CardWaitOptions,
-    #[serde(flatten)]
-    profile: &'a ProfileOptions,
-}
-
 impl StationArgs {
     /// The command line's configuration layer.
     pub(crate) fn command_line(&self, common: &CommonOptions) -> Result<CommandLine, ConfigError> {
-        let groups = Groups { station: &self.station, wait: &self.wait, profile: &self.profile };
-        command_line(common, self.station.token.as_ref(), &groups)
+        let groups = FlagGroups {
+            station: Some(&self.station),
+            wait: Some(&self.wait),
+            profile: Some(&self.profile),
+        };
+        command_line(common, groups)
     }
 }
 

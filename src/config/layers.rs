@@ -93,7 +93,7 @@ pub(super) fn defaults() -> Layer {
         (keys::GPG_DEBUG_LEVEL, d.gpg_debug_level.as_str().into()),
         (keys::SHARE_MODE, d.share_mode.name().into()),
         (keys::GRPC_PACKAGE, d.grpc_package.name().into()),
-        (keys::POLL_INTERVAL, super::value::format_duration(d.poll_interval).into()),
+        (keys::POLL_INTERVAL, super::format_duration(d.poll_interval).into()),
         (keys::ALGORITHM, d.algorithm.name().into()),
         (keys::KEY_LOCATION, d.key_location.name().into()),
         (keys::PIN_POLICY, d.pin_policy.name().into()),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::value::{Num, Value};
 
+use super::format_duration;
 use super::keys::{self, KeySpec};
 use super::layers::Layer;
 use super::{
@@ -422,12 +423,6 @@ fn parse_duration(text: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_millis(millis))
-}
-
-/// A duration as `config show` prints it: whole seconds as `2s`, anything else in `ms`.
-pub(super) fn format_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis.is_multiple_of(1000) { format!("{}s", millis / 1000) } else { format!("{millis}ms") }
 }
 
 /// A boolean: TOML `true`/`false`, or (environment, command line) `true`/`false`,
