@@ -25,7 +25,7 @@ use simulator::Simulator;
 /// keystation's `card list` report of the card's reader.
 fn card_list(card: &Simulator) -> String {
     let mut out = Vec::new();
-    keystation::cards::list(Some(&card.reader), &mut out).expect("card list");
+    keystation_cards::list(Some(&card.reader), &mut out).expect("card list");
     String::from_utf8(out).expect("UTF-8 output")
 }
 
