@@ -22,7 +22,7 @@
 //!
 //! Only the value that wins is validated, so a bad value in a lower layer that a higher
 //! layer overrides is not an error. An empty value for an optional key (`grpc_ca`, `token`,
-//! `reader`) means "unset" and overrides lower layers.
+//! `reader`, `card_serial`) means "unset" and overrides lower layers.
 //!
 //! # Provenance
 //!
@@ -192,6 +192,8 @@ pub struct Settings {
     pub gpg_debug_level: GpgDebugLevel,
     /// Use only PC/SC readers whose name contains this (`--reader`).
     pub reader: Option<String>,
+    /// Use only the card with this serial number (`--card-serial`).
+    pub card_serial: Option<String>,
     /// How to open the card (`--share-mode`).
     pub share_mode: ShareMode,
     /// The protobuf package of defguard's worker service (`--grpc-package`).
@@ -240,6 +242,7 @@ impl Default for Settings {
             smartcard_retry_interval: Duration::from_secs(DEFAULT_SMARTCARD_RETRY_INTERVAL_SECS),
             gpg_debug_level: GpgDebugLevel::default(),
             reader: None,
+            card_serial: None,
             share_mode: ShareMode::default(),
             grpc_package: GrpcPackage::default(),
             poll_interval: DEFAULT_POLL_INTERVAL,

@@ -128,6 +128,7 @@ fn defaults() {
         ("smartcard_retry_interval", "15"),
         ("gpg_debug_level", "none"),
         ("reader", "(unset)"),
+        ("card_serial", "(unset)"),
         ("share_mode", "exclusive"),
         ("grpc_package", "defguard.worker.v1"),
         ("poll_interval", "1s"),

@@ -846,3 +846,43 @@ fn standard_piv_card_import_sign_export_and_info() {
     assert!(ks.fails(&["certificate", "export", "9a"]).contains("slot 9a holds no certificate"));
     drop(peer);
 }
+
+/// Two cards present — the software YubiKey in the first reader, piv-authenticator in the
+/// second: without a choice `piv` refuses and names both readers; `--card-serial` picks the
+/// YubiKey by the serial ykman shows (its PIV GET SERIAL and its OpenPGP AID both carry
+/// it); a serial no card has is "no card detected" naming it.
+#[test]
+fn serial_chooses_among_several_cards() {
+    let yubikey = Simulator::start();
+    let peer = piv_peer();
+    let home = tempfile::tempdir().unwrap();
+    let piv = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_keystation"))
+            .arg("piv")
+            .args(args)
+            .env("HOME", home.path())
+            .env_remove("KEYSTATION_READER")
+            .env_remove("KEYSTATION_CARD_SERIAL")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let both = piv(&["info"]);
+    assert_eq!(both.status.code(), Some(1));
+    let said = text(&both.stderr);
+    assert!(said.contains("several cards present"), "{said}");
+    assert!(said.contains(&yubikey.reader) && said.contains(&peer.reader), "{said}");
+
+    let chosen = piv(&["info", "--card-serial", &SERIAL.to_string()]);
+    assert!(chosen.status.success(), "{}", text(&chosen.stderr));
+    let info = squeeze(&text(&chosen.stdout));
+    assert!(info.contains(&format!("Serial number: {SERIAL}")), "{info:#?}");
+    // Leading zeros do not matter.
+    let padded = piv(&["info", "--card-serial", &format!("00{SERIAL}")]);
+    assert!(padded.status.success(), "{}", text(&padded.stderr));
+
+    let nobody = piv(&["info", "--card-serial", "424242"]);
+    assert_eq!(nobody.status.code(), Some(1));
+    let said = text(&nobody.stderr);
+    assert!(said.contains("no card detected with serial number \"424242\""), "{said}");
+}

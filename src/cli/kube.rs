@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use keystation_cards::CardSelection;
 
 use crate::Error;
 use crate::config::Settings;
@@ -72,7 +71,7 @@ impl KubeProxyArgs {
             slot: self.slot,
             keep_alive: self.keep_alive,
             pin_file: self.pin_file.clone(),
-            card: CardSelection::pcsc(settings.reader.as_deref()),
+            card: super::options::pcsc_card(settings),
         }
     }
 }
@@ -158,7 +157,7 @@ pub fn run(command: &KubeCommand, settings: &Settings, out: &mut dyn Write) -> R
                 pin_policy: args.pin_policy,
                 touch_policy: args.touch_policy,
                 access: (&args.access).into(),
-                card: CardSelection::pcsc(settings.reader.as_deref()),
+                card: super::options::pcsc_card(settings),
                 force: args.force,
             },
             out,

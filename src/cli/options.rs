@@ -52,6 +52,14 @@ pub struct CommonOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader: Option<String>,
 
+    /// Use only the card with this serial number (a YubiKey's as ykman shows it, else the
+    /// OpenPGP serial as gpg --card-status shows it)
+    ///
+    /// [env: KEYSTATION_CARD_SERIAL] [default: any]
+    #[arg(long = "card-serial", global = true, value_name = "SERIAL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_serial: Option<String>,
+
     /// Open the card exclusive or shared
     ///
     /// [env: KEYSTATION_SHARE_MODE] [default: exclusive]
@@ -267,6 +275,7 @@ pub(crate) fn card_selection(
     CardSelection {
         choice,
         reader: settings.reader.clone(),
+        serial: settings.card_serial.clone(),
         share_mode: settings.share_mode,
         retries: if wait { settings.smartcard_retries } else { 0 },
         interval: if wait { settings.smartcard_retry_interval } else { Duration::ZERO },
@@ -279,4 +288,14 @@ pub(crate) fn card_choice_parser() -> impl clap::builder::TypedValueParser<Value
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(CardChoice::ALL.map(CardChoice::name))
         .map(|name| CardChoice::ALL.into_iter().find(|c| c.name() == name).unwrap_or_default())
+}
+
+/// The one card present in a PC/SC reader that `--reader` and `--card-serial` allow, opened
+/// exclusively, without waiting: the card `piv` and `kube` work on.
+#[cfg(feature = "piv")]
+pub(crate) fn pcsc_card(settings: &config::Settings) -> keystation_cards::CardSelection {
+    keystation_cards::CardSelection {
+        serial: settings.card_serial.clone(),
+        ..keystation_cards::CardSelection::pcsc(settings.reader.as_deref())
+    }
 }

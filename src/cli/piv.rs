@@ -275,7 +275,7 @@ impl CertificateCommand {
 /// Runs a `piv` command on the one card present.
 pub fn run(command: &PivCommand, settings: &Settings, out: &mut dyn Write) -> Result<(), Error> {
     let operation = command.operation();
-    let selection = keystation_cards::CardSelection::pcsc(settings.reader.as_deref());
+    let selection = super::options::pcsc_card(settings);
     let mut card = keystation_cards::open(&selection, &|| false)?;
     keystation_piv_ops::run(&mut card, &operation, out)?;
     Ok(())

@@ -42,6 +42,7 @@ pub(crate) const SMARTCARD_RETRIES: &str = "smartcard_retries";
 pub(crate) const SMARTCARD_RETRY_INTERVAL: &str = "smartcard_retry_interval";
 pub(crate) const GPG_DEBUG_LEVEL: &str = "gpg_debug_level";
 pub(crate) const READER: &str = "reader";
+pub(crate) const CARD_SERIAL: &str = "card_serial";
 pub(crate) const SHARE_MODE: &str = "share_mode";
 pub(crate) const GRPC_PACKAGE: &str = "grpc_package";
 pub(crate) const POLL_INTERVAL: &str = "poll_interval";
@@ -130,6 +131,13 @@ pub(crate) const KEYS: &[KeySpec] = &[
         "--reader",
         &["KEYSTATION_READER"],
         "Use only PC/SC readers whose name contains this text.",
+    ),
+    key(
+        CARD_SERIAL,
+        "--card-serial",
+        &["KEYSTATION_CARD_SERIAL"],
+        "Use only the card with this serial number (a YubiKey's as ykman shows it, else the \
+         OpenPGP serial as gpg --card-status shows it).",
     ),
     key(
         SHARE_MODE,

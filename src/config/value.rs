@@ -204,6 +204,8 @@ impl<'a> Resolver<'a> {
         entry(keys::GPG_DEBUG_LEVEL, text(gpg_debug_level.as_str()), origin);
         let (reader, origin) = self.optional(keys::READER, str::to_owned)?;
         entry(keys::READER, optional_text(reader.as_deref()), origin);
+        let (card_serial, origin) = self.optional(keys::CARD_SERIAL, str::to_owned)?;
+        entry(keys::CARD_SERIAL, optional_text(card_serial.as_deref()), origin);
         let (share_mode, origin) = self.required(
             keys::SHARE_MODE,
             d.share_mode,
@@ -321,6 +323,7 @@ impl<'a> Resolver<'a> {
             smartcard_retry_interval: Duration::from_secs(interval),
             gpg_debug_level,
             reader,
+            card_serial,
             share_mode,
             grpc_package,
             poll_interval,

@@ -4,7 +4,10 @@
 //! holds a card. With none, it looks again `retries` times, `interval` apart (defguard's
 //! `YUBIKEY_RETRIES` and `YUBIKEY_RETRY_INTERVAL`), then gives up with "no card
 //! detected"; with several it refuses at once, since it cannot know which card the person
-//! at the station meant. `--reader` narrows the readers considered.
+//! at the station meant. `--reader` narrows the readers considered, `--card-serial` the cards:
+//! each card in a remaining reader is then opened shared, asked its serial numbers
+//! ([`crate::list::serials`]) and let go of before the one that matches is opened as the
+//! search says.
 
 use std::time::Duration;
 
@@ -18,6 +21,8 @@ use crate::list::matches_filter;
 pub(crate) struct Search {
     /// Keep only readers whose name contains this (ASCII case ignored).
     pub(crate) reader: Option<String>,
+    /// Keep only the card with this serial number.
+    pub(crate) serial: Option<String>,
     /// How many more times to look when no card is present.
     pub(crate) retries: u32,
     /// The wait between looks.
@@ -33,12 +38,15 @@ pub(crate) fn single_card(search: &Search, stopped: &dyn Fn() -> bool) -> Result
     let context = PcscContext::establish()?;
     let mut attempt = 0;
     loop {
-        let readers: Vec<String> = context
+        let mut readers: Vec<String> = context
             .readers()?
             .into_iter()
             .filter(|r| r.card_present && matches_filter(&r.name, search.reader.as_deref()))
             .map(|r| r.name)
             .collect();
+        if let Some(serial) = &search.serial {
+            readers = with_serial(&context, readers, serial)?;
+        }
         match readers.as_slice() {
             [one] => {
                 tracing::info!(reader = %one, "card detected");
@@ -56,10 +64,51 @@ pub(crate) fn single_card(search: &Search, stopped: &dyn Fn() -> bool) -> Result
                     return Err(Error::Stopped);
                 }
             }
-            [] => return Err(Error::NoCard { filter: search.reader.clone() }),
+            [] => {
+                return Err(Error::NoCard {
+                    filter: search.reader.clone(),
+                    serial: search.serial.clone(),
+                });
+            }
             _ => return Err(Error::SeveralCards { readers }),
         }
     }
+}
+
+/// The readers whose card has serial number `serial` (see [`crate::list::serials`]). A
+/// card that cannot be asked (held exclusively elsewhere, pulled meanwhile) is not the one;
+/// only a vanished PC/SC service is an error.
+fn with_serial(
+    context: &PcscContext,
+    readers: Vec<String>,
+    serial: &str,
+) -> Result<Vec<String>, Error> {
+    let wanted = normalize(serial);
+    let mut matching = Vec::new();
+    for reader in readers {
+        let serials = context
+            .connect(&reader, ShareMode::Shared)
+            .and_then(|mut card| crate::list::serials(&mut card));
+        match serials {
+            Ok(serials) if serials.iter().any(|s| normalize(s) == wanted) => matching.push(reader),
+            Ok(_) => {}
+            Err(error)
+                if error.transport_failure()
+                    == Some(keystation_core::TransportFailure::ServiceUnavailable) =>
+            {
+                return Err(error.into());
+            }
+            Err(error) => {
+                tracing::debug!(%reader, %error, "cannot read the card's serial number");
+            }
+        }
+    }
+    Ok(matching)
+}
+
+/// A serial number as compared: ASCII case and leading zeros ignored.
+fn normalize(serial: &str) -> String {
+    serial.trim().trim_start_matches('0').to_ascii_uppercase()
 }
 
 /// Sleeps `duration` in short steps; true when `stopped` said to stop.

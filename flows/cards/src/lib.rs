@@ -102,6 +102,10 @@ pub struct CardSelection {
     pub choice: CardChoice,
     /// Keep only PC/SC readers whose name contains this (ASCII case ignored).
     pub reader: Option<String>,
+    /// Keep only the card with this serial number: a YubiKey's decimal serial (as ykman
+    /// shows it), or the OpenPGP serial as `gpg --card-status` shows it; leading zeros and
+    /// ASCII case do not matter.
+    pub serial: Option<String>,
     /// How to open a PC/SC card.
     pub share_mode: ShareMode,
     /// How many more times to look when no card is present (`smartcard_retries`).
@@ -127,11 +131,13 @@ impl CardSelection {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// No reader (matching the filter) held a card, after every retry.
-    #[error("no card detected{}", filter_note(.filter))]
+    /// No reader (matching the filter) held a card (with the serial), after every retry.
+    #[error("no card detected{}{}", serial_note(.serial), filter_note(.filter))]
     NoCard {
         /// The reader filter in force.
         filter: Option<String>,
+        /// The serial number asked for.
+        serial: Option<String>,
     },
     /// Several readers hold cards.
     #[error("several cards present ({}); remove all but one, or choose one with --reader", .readers.join(", "))]
@@ -153,6 +159,13 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+fn serial_note(serial: &Option<String>) -> String {
+    match serial {
+        Some(serial) => format!(" with serial number {serial:?}"),
+        None => String::new(),
+    }
+}
+
 fn filter_note(filter: &Option<String>) -> String {
     match filter {
         Some(filter) => format!(" in a reader matching {filter:?}"),
@@ -165,7 +178,7 @@ impl Error {
     /// card, or PC/SC is not running — not when several cards make the choice ambiguous.
     pub fn leaves_auto_to_software(&self) -> bool {
         match self {
-            Self::NoCard { .. } | Self::NoBackend("PC/SC") => true,
+            Self::NoCard { serial: None, .. } | Self::NoBackend("PC/SC") => true,
             Self::Pcsc(e) => matches!(
                 e.transport_failure(),
                 Some(TransportFailure::ServiceUnavailable | TransportFailure::NoCard)
@@ -287,6 +300,7 @@ pub fn open(selection: &CardSelection, stopped: &dyn Fn() -> bool) -> Result<Ope
 fn pcsc(selection: &CardSelection, stopped: &dyn Fn() -> bool) -> Result<OpenedCard, Error> {
     let search = acquire::Search {
         reader: selection.reader.clone(),
+        serial: selection.serial.clone(),
         retries: selection.retries,
         interval: selection.interval,
         share_mode: selection.share_mode.to_pcsc(),
@@ -326,9 +340,13 @@ mod tests {
             several.to_string(),
             "several cards present (A 00, B 00); remove all but one, or choose one with --reader"
         );
-        let none = Error::NoCard { filter: Some("yubi".into()) };
+        let none = Error::NoCard { filter: Some("yubi".into()), serial: None };
         assert_eq!(none.to_string(), "no card detected in a reader matching \"yubi\"");
         assert!(none.leaves_auto_to_software());
+        // A card asked for by serial is that card: no stand-in.
+        let none = Error::NoCard { filter: None, serial: Some("12345678".into()) };
+        assert_eq!(none.to_string(), "no card detected with serial number \"12345678\"");
+        assert!(!none.leaves_auto_to_software());
         assert!(!several.leaves_auto_to_software());
     }
 

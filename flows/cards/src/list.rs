@@ -272,6 +272,36 @@ fn probe(card: &mut dyn Card) -> Result<Vec<Application>, keystation_core::Error
     Ok(found)
 }
 
+/// The serial numbers `card` answers to, inside one transaction: the OpenPGP
+/// application's (bytes 10–13 of its AID, OpenPGP card 3.4 §4.2.1, as the eight hex digits
+/// `gpg --card-status` shows; Yubico writes its decimal serial there in BCD, so they are
+/// also the serial ykman shows) and Yubico's PIV GET SERIAL (`00 F8 00 00`, four bytes,
+/// big-endian, shown in decimal). A card without either has none.
+pub(crate) fn serials(card: &mut dyn Card) -> Result<Vec<String>, keystation_core::Error> {
+    let mut transaction = Transaction::begin(card)?;
+    let mut channel = Channel::new(transaction.card());
+    let mut serials = Vec::new();
+    if select(&mut channel, OPENPGP_AID)?.is_success() {
+        let aid = channel.transmit(&Command::new(0x00, 0xCA, 0x00, 0x4F).with_le(Le::Max))?;
+        if let Some(aid) =
+            aid.status().is_success().then(|| OpenPgpAid::parse(aid.data())).flatten()
+        {
+            serials.push(aid.serial.iter().map(|b| format!("{b:02X}")).collect());
+        }
+    }
+    if select(&mut channel, PIV_AID)?.is_success() || select(&mut channel, PIV_AID_9)?.is_success()
+    {
+        let reply = channel.transmit(&Command::new(0x00, 0xF8, 0x00, 0x00).with_le(Le::Max))?;
+        if let (true, Ok(bytes)) = (reply.status().is_success(), <[u8; 4]>::try_from(reply.data()))
+        {
+            serials.push(u32::from_be_bytes(bytes).to_string());
+        }
+    }
+    drop(channel);
+    transaction.end()?;
+    Ok(serials)
+}
+
 /// SELECT by DF name, first or only occurrence, FCI requested (`00 A4 04 00 Lc AID`,
 /// ISO/IEC 7816-4 §11.2.2), without Le as gpg and ykman send it. Returns the status.
 fn select(channel: &mut Channel<'_>, aid: &[u8]) -> Result<StatusWord, keystation_core::Error> {
