@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use defguard_core::{Core, TOKEN, serve};
 use keystation_station::{
-    AbortSignal, CardSearch, JobError, JobReport, JobRequest, JobRunner, StationError,
+    AbortSignal, CardSelection, JobError, JobReport, JobRequest, JobRunner, StationError,
     StationSettings, run,
 };
 use keystation_station::{GrpcPackage, Token};
@@ -31,6 +31,11 @@ const ARMORED: &str =
 const SSH: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOu3 ada@example.com";
 const SERIAL: &str = "12345678";
 
+/// A card selection with `retries` looks `interval` apart.
+fn search(retries: u32, interval: Duration) -> CardSelection {
+    CardSelection { retries, interval, ..CardSelection::default() }
+}
+
 fn settings(url: String, package: GrpcPackage) -> StationSettings {
     let mut settings = StationSettings::new("station-under-test".to_owned(), url);
     settings.token = Some(Token::new(TOKEN.to_owned()));
@@ -39,7 +44,7 @@ fn settings(url: String, package: GrpcPackage) -> StationSettings {
     settings.request_timeout = Duration::from_secs(3);
     settings.max_backoff = Duration::from_millis(200);
     settings.shutdown_grace = Duration::from_secs(5);
-    settings.card_search = CardSearch::new(4, Duration::from_millis(7));
+    settings.card = search(4, Duration::from_millis(7));
     settings.register_interval = Duration::from_secs(60);
     settings
 }
@@ -197,7 +202,7 @@ async fn already_exists_is_tolerated_and_a_job_is_reported() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].job_id, job);
     assert_eq!(jobs[0].user_id(), "Ada Lovelace <ada@example.com>");
-    assert_eq!(jobs[0].card_search, CardSearch::new(4, Duration::from_millis(7)));
+    assert_eq!(jobs[0].card, search(4, Duration::from_millis(7)));
     assert!(core.state().jobs.is_empty());
     station.stop().await.unwrap();
     server.stop().await;

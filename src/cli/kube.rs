@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::options::piv::{AccessArgs, parse_algorithm, parse_pin_policy, parse_touch_policy};
 use crate::Error;
 use crate::config::Settings;
 
@@ -93,7 +94,7 @@ pub struct KubeSetupArgs {
     #[arg(long)]
     pub generate: bool,
     /// Key algorithm with --generate: p256, p384, rsa2048, ed25519 (5.7)
-    #[arg(long = "key-algorithm", id = "key_algorithm", default_value = "p256", value_parser = super::piv::parse_algorithm, requires = "generate")]
+    #[arg(long = "key-algorithm", id = "key_algorithm", default_value = "p256", value_parser = parse_algorithm, requires = "generate")]
     pub algorithm: keystation_core::key::KeyAlgorithm,
     /// Certificate subject with --generate [default: the current client certificate's]
     #[arg(long, value_name = "DN", requires = "generate")]
@@ -114,17 +115,17 @@ pub struct KubeSetupArgs {
     #[arg(long, default_value = keystation_kube::DEFAULT_LISTEN, value_name = "ADDRESS")]
     pub listen: String,
     /// The key's PIN policy: default, never, once, always
-    #[arg(long = "key-pin-policy", id = "key_pin_policy", default_value = "default", value_parser = super::piv::parse_pin_policy)]
+    #[arg(long = "key-pin-policy", id = "key_pin_policy", default_value = "default", value_parser = parse_pin_policy)]
     pub pin_policy: keystation_core::keygen::PinPolicy,
     /// The key's touch policy: default, never, always, cached
-    #[arg(long = "key-touch-policy", id = "key_touch_policy", default_value = "default", value_parser = super::piv::parse_touch_policy)]
+    #[arg(long = "key-touch-policy", id = "key_touch_policy", default_value = "default", value_parser = parse_touch_policy)]
     pub touch_policy: keystation_core::keygen::TouchPolicy,
     /// Overwrite existing proxy.yml and client.yml
     #[arg(long)]
     pub force: bool,
     /// PIN and management key.
     #[command(flatten)]
-    pub access: super::piv::AccessArgs,
+    pub access: AccessArgs,
 }
 
 /// Runs a `kube` command.

@@ -299,3 +299,54 @@ pub(crate) fn pcsc_card(settings: &config::Settings) -> keystation_cards::CardSe
         ..keystation_cards::CardSelection::pcsc(settings.reader.as_deref())
     }
 }
+
+/// The PIV flags `piv` and `kube` share: where the PIN and management key come from, and
+/// the names of algorithms and PIV key policies.
+#[cfg(feature = "piv")]
+pub mod piv {
+    use std::path::PathBuf;
+
+    use clap::Args;
+    use keystation_core::key::KeyAlgorithm;
+    use keystation_core::keygen::{PinPolicy, TouchPolicy};
+    use keystation_piv_ops::Access;
+
+    /// Where the PIN and management key come from.
+    #[derive(Debug, Clone, Default, Args)]
+    pub struct AccessArgs {
+        /// Read the PIN from this file (else it is asked for on the terminal when needed)
+        #[arg(long, value_name = "FILE")]
+        pub pin_file: Option<PathBuf>,
+        /// Read the management key (hex) from this file [default: the PIN-protected key if the
+        /// card has one, else the factory default]
+        #[arg(long, value_name = "FILE")]
+        pub management_key_file: Option<PathBuf>,
+    }
+
+    /// A key algorithm by the names gpg and ykman use (`p256`, `eccp256`, `nistp256`, `rsa2048`,
+    /// `ed25519`, `x25519`, …).
+    pub(crate) fn parse_algorithm(text: &str) -> Result<KeyAlgorithm, String> {
+        text.parse().map_err(|e: keystation_core::Error| e.to_string())
+    }
+
+    /// A PIV key PIN policy: default, never, once or always.
+    pub(crate) fn parse_pin_policy(text: &str) -> Result<PinPolicy, String> {
+        text.parse()
+            .map_err(|e: keystation_core::Error| format!("{e}: use default, never, once or always"))
+    }
+
+    /// A PIV key touch policy: default, never, always or cached.
+    pub(crate) fn parse_touch_policy(text: &str) -> Result<TouchPolicy, String> {
+        TouchPolicy::from_piv_name(text)
+            .map_err(|e| format!("{e}: use default, never, always or cached"))
+    }
+
+    impl From<&AccessArgs> for Access {
+        fn from(args: &AccessArgs) -> Self {
+            Self {
+                pin_file: args.pin_file.clone(),
+                management_key_file: args.management_key_file.clone(),
+            }
+        }
+    }
+}

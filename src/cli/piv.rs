@@ -8,23 +8,12 @@ use clap::{Args, Subcommand};
 use keystation_core::key::KeyAlgorithm;
 use keystation_core::keygen::{PinPolicy, PivSlot, TouchPolicy};
 use keystation_piv_ops::{
-    Access, AttestOptions, CertificateOperation, GenerateOptions, PivOperation, parse_slot_name,
+    AttestOptions, CertificateOperation, GenerateOptions, PivOperation, parse_slot_name,
 };
 
+use super::options::piv::{AccessArgs, parse_algorithm, parse_pin_policy, parse_touch_policy};
 use crate::Error;
 use crate::config::Settings;
-
-/// Where the PIN and management key come from.
-#[derive(Debug, Clone, Default, Args)]
-pub struct AccessArgs {
-    /// Read the PIN from this file (else it is asked for on the terminal when needed)
-    #[arg(long, value_name = "FILE")]
-    pub pin_file: Option<PathBuf>,
-    /// Read the management key (hex) from this file [default: the PIN-protected key if the
-    /// card has one, else the factory default]
-    #[arg(long, value_name = "FILE")]
-    pub management_key_file: Option<PathBuf>,
-}
 
 /// `keystation piv …`
 #[derive(Debug, Subcommand)]
@@ -181,33 +170,6 @@ fn parse_any_slot(text: &str) -> Result<PivSlot, String> {
         return Ok(PivSlot::Attestation);
     }
     parse_slot_arg(text)
-}
-
-/// A key algorithm by the names gpg and ykman use (`p256`, `eccp256`, `nistp256`, `rsa2048`,
-/// `ed25519`, `x25519`, …).
-pub(crate) fn parse_algorithm(text: &str) -> Result<KeyAlgorithm, String> {
-    text.parse().map_err(|e: keystation_core::Error| e.to_string())
-}
-
-/// A PIV key PIN policy: default, never, once or always.
-pub(crate) fn parse_pin_policy(text: &str) -> Result<PinPolicy, String> {
-    text.parse()
-        .map_err(|e: keystation_core::Error| format!("{e}: use default, never, once or always"))
-}
-
-/// A PIV key touch policy: default, never, always or cached.
-pub(crate) fn parse_touch_policy(text: &str) -> Result<TouchPolicy, String> {
-    TouchPolicy::from_piv_name(text)
-        .map_err(|e| format!("{e}: use default, never, always or cached"))
-}
-
-impl From<&AccessArgs> for Access {
-    fn from(args: &AccessArgs) -> Self {
-        Self {
-            pin_file: args.pin_file.clone(),
-            management_key_file: args.management_key_file.clone(),
-        }
-    }
 }
 
 impl PivCommand {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use keystation_softcard::bridge::{self, DEFAULT_VPCD};
 use keystation_softcard::{TouchResponse, Version};
 
@@ -38,18 +38,17 @@ pub struct SimulateArgs {
     /// Whether the simulated user touches the card when a key's touch policy asks: auto
     /// (at once) or never (such operations fail with 6982, as when nobody touches a
     /// YubiKey)
-    #[arg(long, value_enum, default_value_t)]
-    pub touch: Touch,
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = touch_parser())]
+    pub touch: TouchResponse,
 }
 
-/// What the simulated user does when the card waits for a touch (`--touch`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum Touch {
-    /// Touches at once.
-    #[default]
-    Auto,
-    /// Never touches.
-    Never,
+/// `--touch`: `auto` (the simulated user touches at once) or `never`.
+fn touch_parser() -> impl clap::builder::TypedValueParser<Value = TouchResponse> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["auto", "never"]).map(|name| match name.as_str() {
+        "never" => TouchResponse::Never,
+        _ => TouchResponse::Immediate,
+    })
 }
 
 /// Serves the card until SIGINT or SIGTERM (a second signal exits at once, status 1,
@@ -67,10 +66,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), Error> {
         seed: args.seed,
         state: args.state.clone(),
         remove_after: args.remove_after,
-        touch: match args.touch {
-            Touch::Auto => TouchResponse::Immediate,
-            Touch::Never => TouchResponse::Never,
-        },
+        touch: args.touch,
     };
     Ok(bridge::run_until(&options, &stop)?)
 }

@@ -45,8 +45,9 @@ impl StationArgs {
     }
 }
 
-/// The station part of the configuration, with the default timings.
-pub fn station_settings(settings: &Settings) -> StationSettings {
+/// The station part of the configuration, with the default timings: the card each job is
+/// for is the one `--card` names, as `reader`, `card_serial` and the retries narrow it.
+pub fn station_settings(args: &StationArgs, settings: &Settings) -> StationSettings {
     let mut station = StationSettings::new(settings.id.clone(), settings.grpc_url.clone());
     station.grpc_ca = settings.grpc_ca.clone();
     station.token = settings.token.clone();
@@ -63,29 +64,30 @@ pub fn station_settings(settings: &Settings) -> StationSettings {
         });
     station.package = settings.grpc_package;
     station.poll_interval = settings.poll_interval;
-    station.card_search = keystation_station::CardSearch::new(
-        settings.smartcard_retries,
-        settings.smartcard_retry_interval,
-    );
+    #[cfg(feature = "openpgp")]
+    {
+        station.card = super::options::card_selection(settings, args.card, true);
+    }
+    #[cfg(not(feature = "openpgp"))]
+    let _ = args;
     station
 }
 
 /// Runs the station until SIGTERM or SIGINT.
 pub fn run(args: &StationArgs, settings: &Settings) -> Result<(), Error> {
-    let jobs = job_runner(args, settings);
-    keystation_station::run_until_signalled(station_settings(settings), jobs)?;
+    let jobs = job_runner(settings);
+    keystation_station::run_until_signalled(station_settings(args, settings), jobs)?;
     Ok(())
 }
 
-/// What the station runs jobs with: the OpenPGP flow with the configured profile on the
-/// card `--card` names, or — in a build without the `openpgp` feature — a refusal of
+/// What the station runs jobs with: the OpenPGP flow with the configured profile, or — in a build without the `openpgp` feature — a refusal of
 /// every job.
-fn job_runner(args: &StationArgs, settings: &Settings) -> Arc<dyn JobRunner> {
+fn job_runner(settings: &Settings) -> Arc<dyn JobRunner> {
     #[cfg(feature = "openpgp")]
-    return Arc::new(openpgp::OpenPgpJobs::new(args.card, settings.clone()));
+    return Arc::new(openpgp::OpenPgpJobs::new(settings.clone()));
     #[cfg(not(feature = "openpgp"))]
     {
-        let _ = (args, settings);
+        let _ = settings;
         Arc::new(keystation_station::RefuseJobs)
     }
 }
@@ -94,30 +96,27 @@ fn job_runner(args: &StationArgs, settings: &Settings) -> Arc<dyn JobRunner> {
 mod openpgp {
     use std::io::Write as _;
 
-    use keystation_cards::CardChoice;
     use keystation_provision::{
         Attendance, Holder, PinPlan, check_backup_target, provision_selected, write_backup,
     };
     use keystation_station::{AbortSignal, JobError, JobReport, JobRequest, JobRunner};
     use zeroize::Zeroizing;
 
-    use super::super::options::card_selection;
     use super::super::profile::profile;
     use crate::Error;
     use crate::config::Settings;
 
-    /// The station's jobs: the configured profile on the card `choice` names; new
-    /// random PINs go to the station's console (`/dev/tty`), never to defguard or a log.
+    /// The station's jobs: the configured profile on the card each job names; new random
+    /// PINs go to the station's console (`/dev/tty`), never to defguard or a log.
     #[derive(Debug, Clone)]
     pub(super) struct OpenPgpJobs {
-        choice: CardChoice,
         settings: Settings,
     }
 
     impl OpenPgpJobs {
-        /// Jobs on `choice` with the profile in `settings`.
-        pub(super) fn new(choice: CardChoice, settings: Settings) -> Self {
-            Self { choice, settings }
+        /// Jobs with the profile in `settings`.
+        pub(super) fn new(settings: Settings) -> Self {
+            Self { settings }
         }
 
         fn run(&self, job: &JobRequest, abort: &AbortSignal) -> Result<JobReport, Error> {
@@ -134,10 +133,7 @@ mod openpgp {
                 ),
                 _ => None,
             };
-            let mut selection = card_selection(&self.settings, self.choice, true);
-            selection.retries = job.card_search.retries;
-            selection.interval = job.card_search.interval;
-            let done = provision_selected(&selection, &holder, &profile, &|| abort.is_aborted())?;
+            let done = provision_selected(&job.card, &holder, &profile, &|| abort.is_aborted())?;
             if let (Some(path), Some(backup)) = (&backup_file, &done.backup) {
                 write_backup(path, backup)?;
             }

@@ -96,7 +96,7 @@ impl fmt::Display for ShareMode {
 }
 
 /// The card a command wants, and how long to wait for it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CardSelection {
     /// Which backend.
     pub choice: CardChoice,

@@ -6,28 +6,11 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use keystation_cards::CardSelection;
+
 /// Longest first name, last name or e-mail address a job may carry, in bytes. defguard
 /// itself limits these fields far below this; anything longer is not a person's name.
 pub const MAX_FIELD_LEN: usize = 256;
-
-/// How a job looks for its card: `smartcard_retries` looks, `smartcard_retry_interval`
-/// apart (`YUBIKEY_RETRIES`, `YUBIKEY_RETRY_INTERVAL`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CardSearch {
-    /// How many times to look for a card before the job fails.
-    pub retries: u32,
-    /// How long to wait between looks; wait with [`AbortSignal::wait`] so a shutdown
-    /// interrupts it.
-    pub interval: Duration,
-}
-
-impl CardSearch {
-    /// `retries` looks, `interval` apart.
-    pub fn new(retries: u32, interval: Duration) -> Self {
-        Self { retries, interval }
-    }
-}
 
 /// A provisioning job from defguard (`GetJobResponse`), already checked by
 /// [`validate`]: names and address are non-empty, at most [`MAX_FIELD_LEN`] bytes, free of
@@ -43,8 +26,11 @@ pub struct JobRequest {
     pub last_name: String,
     /// The user's e-mail address.
     pub email: String,
-    /// How to look for the card (from the station's configuration).
-    pub card_search: CardSearch,
+    /// The card the job is for and how long to look for it (from the station's
+    /// configuration: the card choice, `reader`, `card_serial`, `smartcard_retries` looks
+    /// `smartcard_retry_interval` apart — defguard's `YUBIKEY_RETRIES` and
+    /// `YUBIKEY_RETRY_INTERVAL`).
+    pub card: CardSelection,
 }
 
 impl JobRequest {
@@ -54,14 +40,14 @@ impl JobRequest {
         first_name: impl Into<String>,
         last_name: impl Into<String>,
         email: impl Into<String>,
-        card_search: CardSearch,
+        card: CardSelection,
     ) -> Self {
         Self {
             job_id,
             first_name: first_name.into(),
             last_name: last_name.into(),
             email: email.into(),
-            card_search,
+            card,
         }
     }
 
@@ -276,7 +262,7 @@ mod tests {
     use super::*;
 
     fn job(first: &str, last: &str, email: &str) -> JobRequest {
-        JobRequest::new(7, first, last, email, CardSearch::new(1, Duration::ZERO))
+        JobRequest::new(7, first, last, email, CardSelection::default())
     }
 
     fn error(first: &str, last: &str, email: &str) -> String {

@@ -80,9 +80,9 @@ mod runner;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use self::job::{
-    AbortSignal, CardSearch, JobError, JobReport, JobRequest, JobRunner, RefuseJobs,
-};
+pub use keystation_cards::CardSelection;
+
+pub use self::job::{AbortSignal, JobError, JobReport, JobRequest, JobRunner, RefuseJobs};
 #[cfg(feature = "client")]
 pub use self::runner::{run, run_until_signalled};
 pub use self::token::{REDACTED, Token};
@@ -111,8 +111,8 @@ pub struct StationSettings {
     pub package: GrpcPackage,
     /// Time between two `GetJob` calls.
     pub poll_interval: Duration,
-    /// How jobs look for a card; passed to [`JobRunner`] in each [`JobRequest`].
-    pub card_search: CardSearch,
+    /// The card each job is for; passed to the [`JobRunner`] in each [`JobRequest`].
+    pub card: CardSelection,
     /// Deadline of each call to defguard.
     pub request_timeout: Duration,
     /// Longest wait between two attempts to reach defguard.
@@ -149,7 +149,7 @@ impl StationSettings {
             state_dir: None,
             package: GrpcPackage::default(),
             poll_interval: DEFAULT_POLL_INTERVAL,
-            card_search: CardSearch::new(0, Duration::ZERO),
+            card: CardSelection::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_backoff: DEFAULT_MAX_BACKOFF,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,

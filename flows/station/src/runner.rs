@@ -340,7 +340,7 @@ impl Station {
             raw.first_name,
             raw.last_name,
             raw.email,
-            self.settings.card_search,
+            self.settings.card.clone(),
         );
         if let Err(error) = job::validate(&request) {
             tracing::warn!("job {job_id} refused: {error}");
