@@ -5,6 +5,7 @@ use std::time::Duration;
 use keystation_core::provisioner::Denial;
 
 use crate::error::Error;
+use crate::kind::CertificateKind;
 
 /// Durations a provisioner allows, step-ca's `claims` object: each field unset means
 /// "inherit". Field docs give step-ca's JSON names.
@@ -33,27 +34,6 @@ pub struct Claims {
     pub default_ssh_host_duration: Option<Duration>,
     /// Refuse renewals (`disableRenewal`).
     pub disable_renewal: Option<bool>,
-}
-
-/// The certificates a duration range applies to, as step-ca's claim names group them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CertificateKind {
-    /// X.509 certificates (`…TLSCertDuration`).
-    Tls,
-    /// SSH user certificates (`…UserSSHCertDuration`).
-    SshUser,
-    /// SSH host certificates (`…HostSSHCertDuration`).
-    SshHost,
-}
-
-impl core::fmt::Display for CertificateKind {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            Self::Tls => "TLS",
-            Self::SshUser => "SSH user",
-            Self::SshHost => "SSH host",
-        })
-    }
 }
 
 /// A lifetime range: shortest, default, longest.

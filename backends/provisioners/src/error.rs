@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::claims::CertificateKind;
+use crate::kind::CertificateKind;
 
 /// Everything that can fail in step-ca's provisioner model.
 #[derive(Debug, thiserror::Error)]

@@ -44,6 +44,27 @@ pub trait StepProvisioner: Provisioner {
     fn kind(&self) -> ProvisionerKind;
 }
 
+/// The certificates a duration range applies to, as step-ca's claim names group them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertificateKind {
+    /// X.509 certificates (`…TLSCertDuration`).
+    Tls,
+    /// SSH user certificates (`…UserSSHCertDuration`).
+    SshUser,
+    /// SSH host certificates (`…HostSSHCertDuration`).
+    SshHost,
+}
+
+impl core::fmt::Display for CertificateKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Tls => "TLS",
+            Self::SshUser => "SSH user",
+            Self::SshHost => "SSH host",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -35,7 +35,7 @@ mod error;
 mod key_source;
 mod kind;
 
-pub use claims::{CertificateKind, Claims, DurationBounds, EffectiveClaims};
+pub use claims::{Claims, DurationBounds, EffectiveClaims};
 pub use error::Error;
 pub use key_source::KeySource;
-pub use kind::{ProvisionerKind, StepProvisioner};
+pub use kind::{CertificateKind, ProvisionerKind, StepProvisioner};
