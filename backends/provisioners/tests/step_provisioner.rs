@@ -59,12 +59,9 @@ fn step_provisioners_are_object_safe_and_upcast_to_core_provisioners() {
 
     let provisioner: Arc<dyn Provisioner> = registry[0].clone();
     let now = SystemTime::UNIX_EPOCH;
-    let mut request = Request {
-        credential: Credential::Token("s3cret"),
-        operation: Operation::SignX509,
-        audience: "https://ca.example/sign",
-        subject_key: None,
-    };
+    let (audience, token) = ("https://ca.example/1.0/sign", Credential::Token("s3cret"));
+    let mut request =
+        Request { credential: token, operation: Operation::SignX509, audience, subject_key: None };
     let grant = provisioner.authorize(&request, &TrustedKeys::default(), now);
     let Ok(grant) = grant else { panic!("{grant:?}") };
     assert_eq!(grant.not_after.duration_since(grant.not_before).ok(), Some(claims.tls.default));
