@@ -5,7 +5,7 @@
 //! chosen at compile time:
 //!
 //! * `pcsc`: the one card present in a PC/SC reader, optionally narrowed by reader name
-//!   (waiting for it as the station's retry settings say);
+//!   and serial number (waiting for it as the station's retry settings say);
 //! * `softcard`: keystation's software YubiKey 5 in this process, for rehearsals.
 //!
 //! A new card backend is a feature of this crate, a variant of [`OpenedCard`] and of
