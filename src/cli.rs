@@ -27,7 +27,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use self::options::{CardWaitOptions, CommonOptions, FlagGroups, ProfileOptions, StationOptions};
+use self::options::{CardSearchOptions, CommonOptions, FlagGroups, ProfileOptions, StationOptions};
 use crate::Error;
 use crate::config::{self, show::ShowFormat};
 
@@ -111,7 +111,7 @@ pub enum ConfigCommand {
         station: StationOptions,
         /// The card search flags.
         #[command(flatten)]
-        wait: CardWaitOptions,
+        search: CardSearchOptions,
         /// The OpenPGP profile flags.
         #[command(flatten)]
         profile: ProfileOptions,
@@ -126,9 +126,12 @@ impl Cli {
     pub fn command_line(&self) -> Result<config::CommandLine, config::ConfigError> {
         let common = &self.common;
         match &self.command {
-            Command::Config(ConfigCommand::Show { station, wait, profile, .. }) => {
-                let groups =
-                    FlagGroups { station: Some(station), wait: Some(wait), profile: Some(profile) };
+            Command::Config(ConfigCommand::Show { station, search, profile, .. }) => {
+                let groups = FlagGroups {
+                    station: Some(station),
+                    search: Some(search),
+                    profile: Some(profile),
+                };
                 options::command_line(common, groups)
             }
             #[cfg(feature = "grpc")]

@@ -32,11 +32,11 @@ fn help_lists_commands_and_options() {
     #[cfg(feature = "pcsc")]
     assert!(help.contains("card"), "{help}");
     // The flags every command takes.
-    for flag in ["--config", "--log-level", "--log-format", "--reader", "--share-mode"] {
+    for flag in ["--config", "--log-level", "--log-format", "--reader", "--card-serial"] {
         assert!(help.contains(flag), "{flag} missing from\n{help}");
     }
     // The station's and the OpenPGP profile's flags live on the commands that use them.
-    for flag in ["--grpc", "--token", "--algorithm", "--pin-policy", "--touch-policy"] {
+    for flag in ["--grpc", "--token", "--share-mode", "--algorithm", "--pin-policy"] {
         assert!(!help.contains(&format!("{flag} <")), "{flag} in the top-level help\n{help}");
     }
 }

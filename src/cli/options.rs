@@ -59,13 +59,6 @@ pub struct CommonOptions {
     #[arg(long = "card-serial", global = true, value_name = "SERIAL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub card_serial: Option<String>,
-
-    /// Open the card exclusive or shared
-    ///
-    /// [env: KEYSTATION_SHARE_MODE] [default: exclusive]
-    #[arg(long, global = true, value_name = "MODE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub share_mode: Option<String>,
 }
 
 /// How `keystation station` reaches defguard.
@@ -143,10 +136,10 @@ pub struct StationOptions {
     pub state_dir: Option<String>,
 }
 
-/// How long a command waits for a card to be inserted.
+/// How `provision` and the station's jobs find and open their card.
 #[derive(Debug, Clone, Default, Args, Serialize)]
-#[command(next_help_heading = "Waiting for the card")]
-pub struct CardWaitOptions {
+#[command(next_help_heading = "Finding the card")]
+pub struct CardSearchOptions {
     /// How many times to look for a card before a job fails
     ///
     /// [env: KEYSTATION_SMARTCARD_RETRIES, YUBIKEY_RETRIES] [default: 1]
@@ -160,6 +153,13 @@ pub struct CardWaitOptions {
     #[arg(long, value_name = "SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smartcard_retry_interval: Option<String>,
+
+    /// Open the card exclusive or shared
+    ///
+    /// [env: KEYSTATION_SHARE_MODE] [default: exclusive]
+    #[arg(long, value_name = "MODE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_mode: Option<String>,
 }
 
 /// The OpenPGP provisioning profile.
@@ -240,9 +240,9 @@ pub(crate) struct FlagGroups<'a> {
     /// The station's connection.
     #[serde(flatten)]
     pub(crate) station: Option<&'a StationOptions>,
-    /// The wait for a card.
+    /// How the card is found and opened.
     #[serde(flatten)]
-    pub(crate) wait: Option<&'a CardWaitOptions>,
+    pub(crate) search: Option<&'a CardSearchOptions>,
     /// The OpenPGP profile.
     #[serde(flatten)]
     pub(crate) profile: Option<&'a ProfileOptions>,
@@ -266,19 +266,19 @@ pub(crate) fn command_line(
 
 #[cfg(feature = "openpgp")]
 /// The card a command on `choice` works on, as the configuration says: the reader filter,
-/// the share mode, and — with `wait` — the retries and interval of the card search.
+/// the share mode, and — with `search` — the retries and interval of the card search.
 pub(crate) fn card_selection(
     settings: &config::Settings,
     choice: CardChoice,
-    wait: bool,
+    search: bool,
 ) -> CardSelection {
     CardSelection {
         choice,
         reader: settings.reader.clone(),
         serial: settings.card_serial.clone(),
         share_mode: settings.share_mode,
-        retries: if wait { settings.smartcard_retries } else { 0 },
-        interval: if wait { settings.smartcard_retry_interval } else { Duration::ZERO },
+        retries: if search { settings.smartcard_retries } else { 0 },
+        interval: if search { settings.smartcard_retry_interval } else { Duration::ZERO },
     }
 }
 

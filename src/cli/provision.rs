@@ -13,8 +13,8 @@ use keystation_provision::{
 use zeroize::Zeroizing;
 
 use super::options::{
-    CardWaitOptions, CommonOptions, FlagGroups, ProfileOptions, card_choice_parser, card_selection,
-    command_line,
+    CardSearchOptions, CommonOptions, FlagGroups, ProfileOptions, card_choice_parser,
+    card_selection, command_line,
 };
 use super::profile::profile;
 use crate::Error;
@@ -44,7 +44,7 @@ pub struct ProvisionArgs {
     pub json: bool,
     /// The card search.
     #[command(flatten)]
-    pub wait: CardWaitOptions,
+    pub search: CardSearchOptions,
     /// The OpenPGP profile.
     #[command(flatten)]
     pub profile: ProfileOptions,
@@ -54,7 +54,7 @@ impl ProvisionArgs {
     /// The command line's configuration layer.
     pub(crate) fn command_line(&self, common: &CommonOptions) -> Result<CommandLine, ConfigError> {
         let groups =
-            FlagGroups { wait: Some(&self.wait), profile: Some(&self.profile), station: None };
+            FlagGroups { search: Some(&self.search), profile: Some(&self.profile), station: None };
         command_line(common, groups)
     }
 

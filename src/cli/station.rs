@@ -8,7 +8,7 @@ use clap::Args;
 use keystation_station::{JobRunner, StationSettings};
 
 use super::options::{
-    CardWaitOptions, CommonOptions, FlagGroups, ProfileOptions, StationOptions, command_line,
+    CardSearchOptions, CommonOptions, FlagGroups, ProfileOptions, StationOptions, command_line,
 };
 use crate::Error;
 use crate::config::{CommandLine, ConfigError, Settings};
@@ -27,7 +27,7 @@ pub struct StationArgs {
     pub station: StationOptions,
     /// The card search of each job.
     #[command(flatten)]
-    pub wait: CardWaitOptions,
+    pub search: CardSearchOptions,
     /// The OpenPGP profile of each job.
     #[command(flatten)]
     pub profile: ProfileOptions,
@@ -38,7 +38,7 @@ impl StationArgs {
     pub(crate) fn command_line(&self, common: &CommonOptions) -> Result<CommandLine, ConfigError> {
         let groups = FlagGroups {
             station: Some(&self.station),
-            wait: Some(&self.wait),
+            search: Some(&self.search),
             profile: Some(&self.profile),
         };
         command_line(common, groups)
