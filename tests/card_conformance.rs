@@ -56,58 +56,15 @@ fn piv_authenticator() -> InReader {
 
 /// The software card as `keystation simulate` runs it here (serial 12345678, 5.4.3).
 fn softcard_openpgp() -> OpenPgpCapabilities {
-    OpenPgpCapabilities {
-        not_applicable: Vec::new(),
-        name: "softcard through pcscd",
-        serial: format!("{:08}", simulator::SERIAL),
-        manufacturer: 0x0006,
-        manufacturer_name: Some("Yubico"),
-        version: (3, 4),
-        extended_length: Some((0x0BFE, 0x0BFE)),
-        algorithms: KeyAlgorithm::ALL.to_vec(),
-        default_algorithm: KeyAlgorithm::Rsa(RsaBits::Rsa2048),
-        pin_max_len: (127, 127, 127),
-        pw1_valid_for_several_signatures: true,
-        default_sex: Some(0x30),
-        historical_bytes_in_atr: false,
-        key_information: true,
-        kdf: true,
-        touch: true,
-        touch_fixed: true,
-        touch_cached: true,
-        change_pin_reports_retries: true,
-        import: true,
-        rsa_attributes_as_written: true,
-    }
+    OpenPgpCapabilities::software_yubikey5("softcard through pcscd", simulator::SERIAL)
 }
 
 fn softcard_piv() -> PivCapabilities {
-    PivCapabilities {
-        not_applicable: Vec::new(),
-        name: "softcard through pcscd",
-        version: Some(FirmwareVersion(5, 4, 3)),
-        serial: Some(simulator::SERIAL),
-        select_by_rid: true,
-        factory_chuid: false,
-        algorithms: vec![
-            KeyAlgorithm::NistP256,
-            KeyAlgorithm::NistP384,
-            KeyAlgorithm::Rsa(RsaBits::Rsa2048),
-        ],
-        policies: true,
-        import: true,
-        default_management_algorithm: ManagementAlgorithm::TripleDes,
-        management_algorithms: vec![
-            ManagementAlgorithm::TripleDes,
-            ManagementAlgorithm::Aes128,
-            ManagementAlgorithm::Aes192,
-            ManagementAlgorithm::Aes256,
-        ],
-        metadata: true,
-        pin_protected_management_key: true,
-        attestation: true,
-        reset: true,
-    }
+    PivCapabilities::software_yubikey5(
+        "softcard through pcscd",
+        FirmwareVersion(5, 4, 3),
+        simulator::SERIAL,
+    )
 }
 
 /// Nitrokey's opcard 1.11 as tests/peers hosts it: OpenPGP 3.4, Nitrokey's manufacturer

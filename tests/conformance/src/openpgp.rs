@@ -101,6 +101,36 @@ pub struct OpenPgpCapabilities {
 }
 
 impl OpenPgpCapabilities {
+    /// keystation's software YubiKey 5 (firmware 5.4.3): everything the suite checks,
+    /// `name` for messages and `serial` (the decimal serial, as the AID carries it in BCD).
+    pub fn software_yubikey5(name: &'static str, serial: u32) -> Self {
+        Self {
+            not_applicable: Vec::new(),
+            name,
+            serial: format!("{serial:08}"),
+            manufacturer: 0x0006,
+            manufacturer_name: Some("Yubico"),
+            version: (3, 4),
+            extended_length: Some((0x0BFE, 0x0BFE)),
+            algorithms: KeyAlgorithm::ALL.to_vec(),
+            default_algorithm: KeyAlgorithm::Rsa(RsaBits::Rsa2048),
+            pin_max_len: (127, 127, 127),
+            pw1_valid_for_several_signatures: true,
+            default_sex: Some(0x30),
+            historical_bytes_in_atr: false,
+            key_information: true,
+            kdf: true,
+            touch: true,
+            touch_fixed: true,
+            touch_cached: true,
+            change_pin_reports_retries: true,
+            import: true,
+            rsa_attributes_as_written: true,
+        }
+    }
+}
+
+impl OpenPgpCapabilities {
     fn has(&self, algorithm: KeyAlgorithm) -> bool {
         self.algorithms.contains(&algorithm)
     }

@@ -83,6 +83,48 @@ pub struct PivCapabilities {
 }
 
 impl PivCapabilities {
+    /// keystation's software YubiKey 5 at firmware `version` (5.7 adds Ed25519 and the
+    /// AES-192 factory management key), `name` for messages, with its `serial`.
+    pub fn software_yubikey5(name: &'static str, version: FirmwareVersion, serial: u32) -> Self {
+        let since_5_7 = version >= FirmwareVersion(5, 7, 0);
+        let mut algorithms = vec![
+            KeyAlgorithm::NistP256,
+            KeyAlgorithm::NistP384,
+            KeyAlgorithm::Rsa(RsaBits::Rsa2048),
+        ];
+        if since_5_7 {
+            algorithms.push(KeyAlgorithm::Ed25519);
+        }
+        Self {
+            not_applicable: Vec::new(),
+            name,
+            version: Some(version),
+            serial: Some(serial),
+            select_by_rid: true,
+            factory_chuid: false,
+            algorithms,
+            policies: true,
+            import: true,
+            default_management_algorithm: if since_5_7 {
+                ManagementAlgorithm::Aes192
+            } else {
+                ManagementAlgorithm::TripleDes
+            },
+            management_algorithms: vec![
+                ManagementAlgorithm::TripleDes,
+                ManagementAlgorithm::Aes128,
+                ManagementAlgorithm::Aes192,
+                ManagementAlgorithm::Aes256,
+            ],
+            metadata: true,
+            pin_protected_management_key: true,
+            attestation: true,
+            reset: true,
+        }
+    }
+}
+
+impl PivCapabilities {
     fn has(&self, algorithm: KeyAlgorithm) -> bool {
         self.algorithms.contains(&algorithm)
     }
