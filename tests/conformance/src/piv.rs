@@ -212,20 +212,32 @@ pub fn select_version_serial_and_chuid(card: &mut dyn Card, caps: &PivCapabiliti
     Outcome::Passed
 }
 
+/// The policies a generated key gets where a check does not care.
+const DEFAULT_POLICIES: (PinPolicy, TouchPolicy) = (PinPolicy::Default, TouchPolicy::Default);
+
+/// Selects PIV, authenticates with the management key and generates `algorithm` in `slot`
+/// with `policies` ([`generate_or_refused`]): the card and the new public key, or `None`
+/// when the card refused the algorithm as its capabilities say it would.
+fn generated<'c>(
+    card: &'c mut dyn Card,
+    caps: &PivCapabilities,
+    slot: PivSlot,
+    algorithm: KeyAlgorithm,
+    (pin_policy, touch_policy): (PinPolicy, TouchPolicy),
+) -> Option<(PivCard<'c>, PublicKey)> {
+    let mut piv = select(card);
+    admin(&mut piv);
+    let public = generate_or_refused(&mut piv, caps, slot, algorithm, pin_policy, touch_policy)?;
+    Some((piv, public))
+}
+
 /// P-256 generated in 9A signs a SHA-256 digest verifiably; a longer digest is truncated
 /// to the curve size (FIPS 186-4 §6.4).
 pub fn generate_p256_and_sign(card: &mut dyn Card, caps: &PivCapabilities) -> Outcome {
-    let mut piv = select(card);
-    admin(&mut piv);
     let slot = PivSlot::Authentication;
-    let Some(public) = generate_or_refused(
-        &mut piv,
-        caps,
-        slot,
-        KeyAlgorithm::NistP256,
-        PinPolicy::Default,
-        TouchPolicy::Default,
-    ) else {
+    let Some((mut piv, public)) =
+        generated(card, caps, slot, KeyAlgorithm::NistP256, DEFAULT_POLICIES)
+    else {
         return Outcome::Refused("P-256");
     };
     let digest = sha256(b"hello piv");
@@ -240,17 +252,8 @@ pub fn generate_p256_and_sign(card: &mut dyn Card, caps: &PivCapabilities) -> Ou
 /// P-384 generated in 9A (PIN and touch policy "never" where the card has policies) signs
 /// a SHA-384 digest verifiably.
 pub fn generate_p384_and_sign(card: &mut dyn Card, caps: &PivCapabilities) -> Outcome {
-    let mut piv = select(card);
-    admin(&mut piv);
-    let slot = PivSlot::Authentication;
-    let Some(public) = generate_or_refused(
-        &mut piv,
-        caps,
-        slot,
-        KeyAlgorithm::NistP384,
-        PinPolicy::Never,
-        TouchPolicy::Never,
-    ) else {
+    let (slot, never) = (PivSlot::Authentication, (PinPolicy::Never, TouchPolicy::Never));
+    let Some((mut piv, public)) = generated(card, caps, slot, KeyAlgorithm::NistP384, never) else {
         return Outcome::Refused("P-384");
     };
     let digest = sha384(b"hello p384");
@@ -265,17 +268,8 @@ pub fn generate_p384_and_sign(card: &mut dyn Card, caps: &PivCapabilities) -> Ou
 pub fn generate_rsa2048_sign_and_pss(card: &mut dyn Card, caps: &PivCapabilities) -> Outcome {
     let bits = RsaBits::Rsa2048;
     let rsa2048 = KeyAlgorithm::Rsa(bits);
-    let mut piv = select(card);
-    admin(&mut piv);
     let slot = PivSlot::Authentication;
-    let Some(public) = generate_or_refused(
-        &mut piv,
-        caps,
-        slot,
-        rsa2048,
-        PinPolicy::Default,
-        TouchPolicy::Default,
-    ) else {
+    let Some((mut piv, public)) = generated(card, caps, slot, rsa2048, DEFAULT_POLICIES) else {
         return Outcome::Refused("RSA-2048");
     };
     let digest = sha256(b"hello piv");
@@ -354,16 +348,9 @@ pub fn generate_ed25519_and_sign(card: &mut dyn Card, caps: &PivCapabilities) ->
 /// ECDH with a P-256 key generated in 9D agrees the host's shared secret.
 pub fn ecdh_p256(card: &mut dyn Card, caps: &PivCapabilities) -> Outcome {
     use p256::elliptic_curve::sec1::ToEncodedPoint as _;
-    let mut piv = select(card);
-    admin(&mut piv);
-    let Some(public) = generate_or_refused(
-        &mut piv,
-        caps,
-        PivSlot::KeyManagement,
-        KeyAlgorithm::NistP256,
-        PinPolicy::Once,
-        TouchPolicy::Never,
-    ) else {
+    let (slot, policies) = (PivSlot::KeyManagement, (PinPolicy::Once, TouchPolicy::Never));
+    let Some((mut piv, public)) = generated(card, caps, slot, KeyAlgorithm::NistP256, policies)
+    else {
         return Outcome::Refused("P-256");
     };
     let peer = p256::SecretKey::from_slice(&[0x17; 32]).expect("host scalar");
