@@ -91,7 +91,7 @@ fn opcard_openpgp() -> OpenPgpCapabilities {
         touch_cached: false,
         change_pin_reports_retries: false,
         import: false,
-        rsa_attributes_as_written: false,
+        rsa_attributes_as_written: true,
     }
 }
 

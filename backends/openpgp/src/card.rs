@@ -683,6 +683,7 @@ impl<'c> OpenPgpCard<'c> {
     ) -> Result<KeyAttributes, Error> {
         let refuse = Error::UnsupportedAlgorithm { slot, algorithm };
         let attributes = KeyAttributes::for_algorithm(slot, algorithm).ok_or(refuse)?;
+        let attributes = self.card_rsa_attributes(slot, attributes);
         if let Some(info) = &self.algorithm_information
             && !info.supports(slot, &attributes)
         {
@@ -694,6 +695,36 @@ impl<'c> OpenPgpCard<'c> {
             return Err(Error::UnsupportedAlgorithm { slot, algorithm });
         }
         Ok(attributes)
+    }
+
+    /// RSA attributes as this card writes them: keystation's modulus with the public
+    /// exponent length the card announces — in its algorithm information (`FA`) for this
+    /// modulus, else in the slot's current RSA attributes — since cards accept only their
+    /// own: YubiKeys use 17 bits, Nitrokey's opcard (like GnuPG's defaults) 32, and a card
+    /// answers another length with `6A80`. Other attributes pass through unchanged.
+    fn card_rsa_attributes(&self, slot: OpenPgpKeySlot, wanted: KeyAttributes) -> KeyAttributes {
+        let KeyAttributes::Rsa { modulus_bits, import_format, .. } = wanted else {
+            return wanted;
+        };
+        let index = slot_index(slot);
+        let tag = 0xC1 + index as u8;
+        let listed = self.algorithm_information.iter().flat_map(|info| info.entries.iter());
+        let exponent = listed
+            .filter(|(t, a)| *t == tag && a.same_key_type(&wanted))
+            .map(|(_, a)| a)
+            .chain([&self.ard.key_attributes[index]])
+            .find_map(|a| match a {
+                KeyAttributes::Rsa { exponent_bits, .. } if *exponent_bits >= 17 => {
+                    Some(*exponent_bits)
+                }
+                _ => None,
+            });
+        match exponent {
+            Some(exponent_bits) => {
+                KeyAttributes::Rsa { modulus_bits, exponent_bits, import_format }
+            }
+            None => wanted,
+        }
     }
 
     /// PUT DATA `C1`–`C3` (§4.4.3.10): sets the slot's algorithm. Nothing is sent when

@@ -92,8 +92,9 @@ pub struct OpenPgpCapabilities {
     /// them with `6A80`, found by this suite).
     pub import: bool,
     /// Whether the factory RSA-2048 key attributes are the ones keystation writes, so that
-    /// setting RSA-2048 again sends nothing (opcard's differ and it refuses keystation's
-    /// with `6A80`, found by this suite; its factory attributes are used instead).
+    /// setting RSA-2048 again sends nothing. (This suite found opcard refusing keystation's
+    /// 17-bit exponent length with `6A80`; keystation now writes the length the card
+    /// announces, 32 bits on opcard.)
     pub rsa_attributes_as_written: bool,
     /// Whether a UIF set to "fixed" can be changed back only by a reset (else the card
     /// accepts any change while PW3 is verified).
