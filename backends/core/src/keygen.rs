@@ -140,10 +140,7 @@ impl core::str::FromStr for PinPolicy {
 
     /// Parses ykman's names, ignoring ASCII case.
     fn from_str(s: &str) -> Result<Self, Error> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| Error::UnknownPolicy { what: "PIN policy", name: s.into() })
+        by_name(&Self::ALL, Self::name, s, "PIN policy")
     }
 }
 
@@ -205,19 +202,27 @@ impl TouchPolicy {
 
     /// Parses an OpenPGP name ([`openpgp_name`](Self::openpgp_name)), ignoring ASCII case.
     pub fn from_openpgp_name(name: &str) -> Result<Self, Error> {
-        Self::OPENPGP
-            .into_iter()
-            .find(|p| p.openpgp_name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| Error::UnknownPolicy { what: "touch policy", name: name.into() })
+        by_name(&Self::OPENPGP, Self::openpgp_name, name, "touch policy")
     }
 
     /// Parses a PIV name ([`piv_name`](Self::piv_name)), ignoring ASCII case.
     pub fn from_piv_name(name: &str) -> Result<Self, Error> {
-        Self::PIV
-            .into_iter()
-            .find(|p| p.piv_name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| Error::UnknownPolicy { what: "touch policy", name: name.into() })
+        by_name(&Self::PIV, Self::piv_name, name, "touch policy")
     }
+}
+
+/// The one of `all` that `name_of` calls `name` (ASCII case ignored), or
+/// [`Error::UnknownPolicy`] naming `what`.
+fn by_name<T: Copy>(
+    all: &[T],
+    name_of: fn(T) -> &'static str,
+    name: &str,
+    what: &'static str,
+) -> Result<T, Error> {
+    all.iter()
+        .copied()
+        .find(|p| name_of(*p).eq_ignore_ascii_case(name))
+        .ok_or_else(|| Error::UnknownPolicy { what, name: name.into() })
 }
 
 /// Where a private key was generated: the key origin of Yubico's PIV metadata (GET

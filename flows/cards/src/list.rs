@@ -163,6 +163,11 @@ struct OpenPgpAid {
 }
 
 impl OpenPgpAid {
+    /// The serial number as eight hex digits, as `gpg --card-status` shows it.
+    fn serial_hex(&self) -> String {
+        self.serial.iter().map(|b| format!("{b:02X}")).collect()
+    }
+
     /// Parses the value of data object `4F`; `None` unless it is an OpenPGP AID of at
     /// least 14 bytes (the 2 RFU bytes may be missing on some cards).
     fn parse(aid: &[u8]) -> Option<Self> {
@@ -246,18 +251,13 @@ fn probe(card: &mut dyn Card) -> Result<Vec<Application>, keystation_core::Error
 
     let status = select(&mut channel, OPENPGP_AID)?;
     if status.is_success() {
-        // GET DATA, data object 4F: the full application identifier (OpenPGP card 3.4
-        // §4.4.1, §7.2.6).
-        let aid = channel.transmit(&Command::new(0x00, 0xCA, 0x00, 0x4F).with_le(Le::Max))?;
-        let aid = if aid.status().is_success() { OpenPgpAid::parse(aid.data()) } else { None };
-        found.push(Application::OpenPgp(aid));
+        found.push(Application::OpenPgp(read_aid(&mut channel)?));
     } else if status == StatusWord::SELECTED_FILE_DEACTIVATED
         || status == StatusWord::SELECTED_FILE_TERMINATED
     {
         found.push(Application::OpenPgpTerminated);
     }
-    if select(&mut channel, PIV_AID)?.is_success() || select(&mut channel, PIV_AID_9)?.is_success()
-    {
+    if select_piv(&mut channel)? {
         found.push(Application::Piv);
     }
     for (aid, application) in
@@ -281,16 +281,12 @@ pub(crate) fn serials(card: &mut dyn Card) -> Result<Vec<String>, keystation_cor
     let mut transaction = Transaction::begin(card)?;
     let mut channel = Channel::new(transaction.card());
     let mut serials = Vec::new();
-    if select(&mut channel, OPENPGP_AID)?.is_success() {
-        let aid = channel.transmit(&Command::new(0x00, 0xCA, 0x00, 0x4F).with_le(Le::Max))?;
-        if let Some(aid) =
-            aid.status().is_success().then(|| OpenPgpAid::parse(aid.data())).flatten()
-        {
-            serials.push(aid.serial.iter().map(|b| format!("{b:02X}")).collect());
-        }
-    }
-    if select(&mut channel, PIV_AID)?.is_success() || select(&mut channel, PIV_AID_9)?.is_success()
+    if select(&mut channel, OPENPGP_AID)?.is_success()
+        && let Some(aid) = read_aid(&mut channel)?
     {
+        serials.push(aid.serial_hex());
+    }
+    if select_piv(&mut channel)? {
         let reply = channel.transmit(&Command::new(0x00, 0xF8, 0x00, 0x00).with_le(Le::Max))?;
         if let (true, Ok(bytes)) = (reply.status().is_success(), <[u8; 4]>::try_from(reply.data()))
         {
@@ -300,6 +296,19 @@ pub(crate) fn serials(card: &mut dyn Card) -> Result<Vec<String>, keystation_cor
     drop(channel);
     transaction.end()?;
     Ok(serials)
+}
+
+/// GET DATA of data object `4F` in the selected OpenPGP application: its full application
+/// identifier (OpenPGP card 3.4 §4.4.1, §7.2.6); `None` when the card gives none.
+fn read_aid(channel: &mut Channel<'_>) -> Result<Option<OpenPgpAid>, keystation_core::Error> {
+    let aid = channel.transmit(&Command::new(0x00, 0xCA, 0x00, 0x4F).with_le(Le::Max))?;
+    Ok(if aid.status().is_success() { OpenPgpAid::parse(aid.data()) } else { None })
+}
+
+/// SELECTs the PIV application by the AID YubiKeys accept, else by the one every PIV card
+/// must accept; whether either answered `9000`.
+fn select_piv(channel: &mut Channel<'_>) -> Result<bool, keystation_core::Error> {
+    Ok(select(channel, PIV_AID)?.is_success() || select(channel, PIV_AID_9)?.is_success())
 }
 
 /// SELECT by DF name, first or only occurrence, FCI requested (`00 A4 04 00 Lc AID`,
@@ -321,8 +330,7 @@ impl core::fmt::Display for Application {
                 // Version and serial are BCD by convention (3.4 is 03 04); printing the
                 // nibbles in hex shows them as the card's vendor writes them.
                 let [major, minor] = aid.version;
-                let serial: String = aid.serial.iter().map(|b| format!("{b:02X}")).collect();
-                write!(f, "OpenPGP {major:X}.{minor:X} (serial {serial}, ")?;
+                write!(f, "OpenPGP {major:X}.{minor:X} (serial {}, ", aid.serial_hex())?;
                 match manufacturer_name(aid.manufacturer) {
                     Some(name) => write!(f, "{name})"),
                     None => write!(f, "manufacturer {:04X})", aid.manufacturer),
