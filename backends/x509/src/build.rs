@@ -47,6 +47,8 @@ pub enum SubjectAltName {
     Email(String),
     /// `uniformResourceIdentifier`.
     Uri(String),
+    /// `iPAddress`: 4 octets for IPv4, 16 for IPv6 (RFC 5280 §4.2.1.6).
+    Ip(std::net::IpAddr),
 }
 
 /// What to put in a request or certificate besides name and key.
@@ -143,6 +145,25 @@ fn sign(signer: &mut dyn Signer, scheme: &Scheme, body: &[u8]) -> Result<BitStri
     BitString::from_bytes(&signature).map_err(invalid)
 }
 
+/// The DER `AlgorithmIdentifier` keystation signs with for `key` (RFC 5280 §4.1.1.2):
+/// `sha256WithRSAEncryption` with NULL parameters for RSA (RFC 4055 §5),
+/// `ecdsa-with-SHA256`/`-SHA384` for P-256/P-384 (RFC 5758 §3.2), `id-Ed25519` (RFC 8410
+/// §3). For callers that build their own to-be-signed structure (a CRL, RFC 5280 §5.1) and
+/// sign it with [`sign_tbs`]; X25519 keys cannot sign and are refused.
+pub fn signature_algorithm_der(key: &PublicKey) -> Result<Vec<u8>> {
+    scheme(key)?.algorithm.to_der().map_err(invalid)
+}
+
+/// Signs the DER of a to-be-signed structure through `signer`, with the scheme that
+/// [`signature_algorithm_der`] names for the signer's key (the digest is made here, so a
+/// card signs only the hash). Returns the signature as it goes into the BIT STRING: DER
+/// `Ecdsa-Sig-Value` for ECDSA, the modulus-length block for RSA, 64 bytes for Ed25519.
+pub fn sign_tbs(signer: &mut dyn Signer, tbs_der: &[u8]) -> Result<Vec<u8>> {
+    let scheme = scheme(signer.public_key())?;
+    let signature = sign(signer, &scheme, tbs_der)?;
+    signature.as_bytes().map(<[u8]>::to_vec).ok_or_else(|| invalid("the signature has unused bits"))
+}
+
 fn spki(key: &PublicKey) -> Result<SubjectPublicKeyInfoOwned> {
     SubjectPublicKeyInfoOwned::from_der(&key.to_spki_der()).map_err(invalid)
 }
@@ -204,6 +225,13 @@ fn extensions(
                     SubjectAltName::Dns(s) => GeneralName::DnsName(ia5(s)?),
                     SubjectAltName::Email(s) => GeneralName::Rfc822Name(ia5(s)?),
                     SubjectAltName::Uri(s) => GeneralName::UniformResourceIdentifier(ia5(s)?),
+                    SubjectAltName::Ip(ip) => {
+                        let octets = match ip {
+                            std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+                            std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+                        };
+                        GeneralName::IpAddress(OctetString::new(octets).map_err(invalid)?)
+                    }
                 })
             })
             .collect::<Result<Vec<_>>>()?;

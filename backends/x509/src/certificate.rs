@@ -204,8 +204,9 @@ impl Certificate {
             .is_some_and(|b| b.ca)
     }
 
-    /// The DNS names, e-mail addresses and URIs of the subject alternative name
-    /// extension (RFC 5280 §4.2.1.6); other kinds are skipped.
+    /// The DNS names, e-mail addresses, URIs and IP addresses of the subject alternative
+    /// name extension (RFC 5280 §4.2.1.6); other kinds (and IP addresses of neither 4 nor 16
+    /// octets) are skipped.
     pub fn subject_alt_names(&self) -> Vec<SubjectAltName> {
         self.extension(OID_SUBJECT_ALT_NAME).map(alt_names).unwrap_or_default()
     }
@@ -235,6 +236,14 @@ fn alt_names(value: &[u8]) -> Vec<SubjectAltName> {
             GeneralName::DnsName(s) => Some(SubjectAltName::Dns(s.to_string())),
             GeneralName::Rfc822Name(s) => Some(SubjectAltName::Email(s.to_string())),
             GeneralName::UniformResourceIdentifier(s) => Some(SubjectAltName::Uri(s.to_string())),
+            GeneralName::IpAddress(octets) => {
+                let octets = octets.as_bytes();
+                if let Ok(v4) = <[u8; 4]>::try_from(octets) {
+                    Some(SubjectAltName::Ip(std::net::IpAddr::from(v4)))
+                } else {
+                    <[u8; 16]>::try_from(octets).ok().map(|v6| SubjectAltName::Ip(v6.into()))
+                }
+            }
             _ => None,
         })
         .collect()

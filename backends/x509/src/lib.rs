@@ -30,7 +30,7 @@ mod verify;
 
 pub use build::{
     CertificateOptions, ExtendedKeyUsage, SubjectAltName, Validity, build_csr, issue_certificate,
-    self_signed_certificate,
+    self_signed_certificate, sign_tbs, signature_algorithm_der,
 };
 pub use certificate::{Certificate, CertificateRequest, public_key_from_spki};
 pub use error::Error;

@@ -23,6 +23,8 @@ fn options() -> CertificateOptions {
             SubjectAltName::Dns("card.example.test".into()),
             SubjectAltName::Email("admin@example.test".into()),
             SubjectAltName::Uri("spiffe://example.test/admin".into()),
+            SubjectAltName::Ip("192.0.2.7".parse().unwrap()),
+            SubjectAltName::Ip("2001:db8::7".parse().unwrap()),
         ],
         ..CertificateOptions::default()
     }
@@ -64,6 +66,8 @@ fn csrs_verify_here_and_in_openssl() {
             "{out}"
         );
         assert!(out.contains("DNS:card.example.test"), "{out}");
+        assert!(out.contains("IP Address:192.0.2.7"), "{out}");
+        assert!(out.contains("IP Address:2001:DB8:0:0:0:0:0:7"), "{out}");
         assert!(out.contains("TLS Web Client Authentication"), "{out}");
 
         // A changed signature fails both here and in OpenSSL.
@@ -222,4 +226,33 @@ fn bad_inputs_to_the_builders_are_errors() {
         build_csr(&mut x25519, &name, &options()),
         Err(Error::UnsupportedKeyAlgorithm(_))
     ));
+}
+
+/// `signature_algorithm_der` and `sign_tbs` are the scheme the builders use: a
+/// certificate's TBS re-signed through them, under the algorithm identifier they name,
+/// still verifies.
+#[test]
+fn external_tbs_signing_matches_the_builders() {
+    use x509_cert::der::{Decode, Encode};
+    let validity = Validity { not_before: NOT_BEFORE, not_after: NOT_AFTER };
+    for (i, algorithm) in SIGNING.into_iter().enumerate() {
+        let mut ca = signer(algorithm, 60 + i as u64);
+        let name = DistinguishedName::common_name("tbs");
+        let der = self_signed_certificate(&mut ca, &name, &[7], validity, &options()).unwrap();
+        let mut cert = x509_cert::Certificate::from_der(&der).unwrap();
+        let alg = keystation_x509::signature_algorithm_der(ca.public_key()).unwrap();
+        assert_eq!(cert.signature_algorithm.to_der().unwrap(), alg, "{algorithm}");
+        let tbs = cert.tbs_certificate.to_der().unwrap();
+        let signature = keystation_x509::sign_tbs(&mut ca, &tbs).unwrap();
+        cert.signature = x509_cert::der::asn1::BitString::from_bytes(&signature).unwrap();
+        let resigned = cert.to_der().unwrap();
+        verify_signed_by(&resigned, &resigned).unwrap_or_else(|e| panic!("{algorithm}: {e}"));
+        // A signature over other bytes does not verify.
+        let wrong = keystation_x509::sign_tbs(&mut ca, b"other bytes").unwrap();
+        cert.signature = x509_cert::der::asn1::BitString::from_bytes(&wrong).unwrap();
+        let forged = cert.to_der().unwrap();
+        assert!(matches!(verify_signed_by(&forged, &forged), Err(Error::BadSignature)));
+    }
+    let x25519 = signer(KeyAlgorithm::X25519, 1);
+    assert!(keystation_x509::signature_algorithm_der(x25519.public_key()).is_err());
 }
