@@ -29,6 +29,18 @@ pub enum Operation {
     SignSshUser,
     /// Issue an SSH host certificate.
     SignSshHost,
+    /// Issue an X.509 certificate for a new key in place of a current one (`/1.0/rekey`).
+    RekeyX509,
+    /// Renew an SSH certificate (`/1.0/ssh/renew`, SSHPOP).
+    RenewSsh,
+    /// Issue an SSH certificate for a new key in place of a current one (`/1.0/ssh/rekey`).
+    RekeySsh,
+    /// Revoke an SSH certificate (`/1.0/ssh/revoke`).
+    RevokeSsh,
+    /// Take provisioning jobs as a station (defguard's `WorkerService`).
+    TakeJobs,
+    /// Use the authority's admin API (`/admin/…`) as the grant's subject.
+    Administer,
 }
 
 /// The credential presented with a request.

@@ -34,6 +34,10 @@ pub struct Claims {
     pub default_ssh_host_duration: Option<Duration>,
     /// Refuse renewals (`disableRenewal`).
     pub disable_renewal: Option<bool>,
+    /// Allow renewing an expired certificate (`allowRenewalAfterExpiry`).
+    pub allow_renewal_after_expiry: Option<bool>,
+    /// Issue SSH certificates (`enableSSHCA`); step-ca's default is off.
+    pub enable_ssh_ca: Option<bool>,
 }
 
 /// A lifetime range: shortest, default, longest.
@@ -71,6 +75,10 @@ pub struct EffectiveClaims {
     pub ssh_host: DurationBounds,
     /// Renewals refused.
     pub disable_renewal: bool,
+    /// Expired certificates may be renewed.
+    pub allow_renewal_after_expiry: bool,
+    /// SSH certificates may be issued.
+    pub enable_ssh_ca: bool,
 }
 
 const MINUTE: u64 = 60;
@@ -98,7 +106,7 @@ const BUILT_IN_SSH_HOST: DurationBounds = DurationBounds {
 impl Claims {
     /// step-ca's built-in global claims (`GlobalProvisionerClaims`): TLS 5 min / 24 h /
     /// 24 h, SSH user 5 min / 16 h / 24 h, SSH host 5 min / 30 days / 30 days (min /
-    /// default / max), renewal allowed.
+    /// default / max), renewal allowed (not after expiry), SSH CA off.
     pub const BUILT_IN: Self = Self {
         min_tls_duration: Some(BUILT_IN_TLS.min),
         max_tls_duration: Some(BUILT_IN_TLS.max),
@@ -110,6 +118,8 @@ impl Claims {
         max_ssh_host_duration: Some(BUILT_IN_SSH_HOST.max),
         default_ssh_host_duration: Some(BUILT_IN_SSH_HOST.default),
         disable_renewal: Some(false),
+        allow_renewal_after_expiry: Some(false),
+        enable_ssh_ca: Some(false),
     };
 
     /// `self` layered over `base`: fields `self` sets win.
@@ -173,6 +183,10 @@ impl Claims {
             default_ssh_host_duration: host.1,
             max_ssh_host_duration: host.2,
             disable_renewal: self.disable_renewal.or(base.disable_renewal),
+            allow_renewal_after_expiry: self
+                .allow_renewal_after_expiry
+                .or(base.allow_renewal_after_expiry),
+            enable_ssh_ca: self.enable_ssh_ca.or(base.enable_ssh_ca),
         }
     }
 
@@ -220,6 +234,8 @@ impl Claims {
                 BUILT_IN_SSH_HOST,
             )?,
             disable_renewal: full.disable_renewal.unwrap_or(false),
+            allow_renewal_after_expiry: full.allow_renewal_after_expiry.unwrap_or(false),
+            enable_ssh_ca: full.enable_ssh_ca.unwrap_or(false),
         })
     }
 }
@@ -267,6 +283,18 @@ mod tests {
         assert!(c.disable_renewal, "inherited from the authority layer");
         let c = Claims::default().over(&authority).resolve().map_err(|e| e.to_string());
         assert_eq!(c.map(|c| c.tls.max), Ok(48 * H), "the authority layer over built-in");
+    }
+
+    #[test]
+    fn ssh_ca_and_renewal_after_expiry_are_off_unless_a_layer_turns_them_on() {
+        let c = Claims::default().resolve().map_err(|e| e.to_string());
+        assert_eq!(c.map(|c| (c.enable_ssh_ca, c.allow_renewal_after_expiry)), Ok((false, false)));
+        let authority = Claims { enable_ssh_ca: Some(true), ..Default::default() };
+        let c = Claims::default().over(&authority).resolve().map_err(|e| e.to_string());
+        assert_eq!(c.map(|c| c.enable_ssh_ca), Ok(true));
+        let provisioner = Claims { enable_ssh_ca: Some(false), ..Default::default() };
+        let c = provisioner.over(&authority).resolve().map_err(|e| e.to_string());
+        assert_eq!(c.map(|c| c.enable_ssh_ca), Ok(false), "the provisioner's own word wins");
     }
 
     #[test]

@@ -23,6 +23,14 @@ pub enum Error {
         /// The resolved longest lifetime.
         max: Duration,
     },
+    /// A provisioner's configuration is unusable; `reason` names the field.
+    #[error("provisioner {name:?}: {reason}")]
+    InvalidProvisioner {
+        /// The provisioner's name (empty when the configuration did not parse so far).
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A key source could not fetch the keys it serves; `source` says why (error reports
     /// walk the `source` chain to show it).
     #[error("fetching trusted keys from {location} failed")]

@@ -26,6 +26,54 @@ pub enum ProvisionerKind {
     Azure,
     /// YubiKey PIV attestation (step-ca's ACME `device-attest-01` with the `step` format).
     YubiKeyAttestation,
+    /// `SSHPOP`: a token signed by the key of an SSH certificate the authority's SSH CA
+    /// issued (renew, rekey and revoke SSH host certificates).
+    SshPop,
+}
+
+impl ProvisionerKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [Self; 10] = [
+        Self::Token,
+        Self::Jwk,
+        Self::X5c,
+        Self::Oidc,
+        Self::K8sSa,
+        Self::Aws,
+        Self::Gcp,
+        Self::Azure,
+        Self::YubiKeyAttestation,
+        Self::SshPop,
+    ];
+
+    /// The `type` of a provisioner of this kind in `ca.json`: step-ca's names (`JWK`, `X5C`,
+    /// `SSHPOP`, `OIDC`, `K8sSA`, `AWS`, `GCP`, `Azure`) and keystation's own
+    /// (`StaticToken`, `YubiKeyAttestation`).
+    pub const fn type_name(self) -> &'static str {
+        match self {
+            Self::Token => "StaticToken",
+            Self::Jwk => "JWK",
+            Self::X5c => "X5C",
+            Self::Oidc => "OIDC",
+            Self::K8sSa => "K8sSA",
+            Self::Aws => "AWS",
+            Self::Gcp => "GCP",
+            Self::Azure => "Azure",
+            Self::YubiKeyAttestation => "YubiKeyAttestation",
+            Self::SshPop => "SSHPOP",
+        }
+    }
+
+    /// The kind a `ca.json` `type` names; case-insensitive, as step-ca reads it.
+    pub fn from_type_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.type_name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl core::fmt::Display for ProvisionerKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.type_name())
+    }
 }
 
 /// A provisioner of step-ca's model: core's [`Provisioner`] plus its type.
@@ -42,6 +90,26 @@ pub enum ProvisionerKind {
 pub trait StepProvisioner: Provisioner {
     /// Its type.
     fn kind(&self) -> ProvisionerKind;
+
+    /// Whether its claims refuse renewals (`disableRenewal`), for renewals the authority
+    /// decides from the certificate presented rather than through
+    /// [`authorize`](Provisioner::authorize). The default says no.
+    fn renewal_disabled(&self) -> bool {
+        self.effective_claims().is_some_and(|c| c.disable_renewal)
+    }
+
+    /// The claims it was built with, resolved, when it has any: the authority bounds a
+    /// requested validity with them.
+    fn effective_claims(&self) -> Option<&crate::EffectiveClaims> {
+        None
+    }
+
+    /// Its `ca.json` object as `/provisioners` lists it: public keys and step's
+    /// `encryptedKey` only, never private material. The default names only `type` and
+    /// `name`.
+    fn to_json(&self) -> String {
+        serde_json::json!({ "type": self.kind().type_name(), "name": self.name() }).to_string()
+    }
 }
 
 /// The certificates a duration range applies to, as step-ca's claim names group them.

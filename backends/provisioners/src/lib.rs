@@ -30,12 +30,30 @@
 //! Fallible functions return this crate's single [`Error`]; `authorize` itself returns
 //! core's error, whose `Unauthorized` variant carries the [`Denial`](keystation_core::provisioner::Denial).
 
+mod attestation;
 mod claims;
+mod config;
 mod error;
+mod jwk;
 mod key_source;
 mod kind;
+mod sshpop;
+mod static_token;
+pub mod token_checks;
+mod x5c;
 
+pub use attestation::{
+    AttestationPolicy, AttestationRefusal, YUBIKEY_ATTESTATION_TYPE, YubiKeyAttestationProvisioner,
+};
 pub use claims::{Claims, DurationBounds, EffectiveClaims};
+pub use config::{
+    ProvisionerContext, claims_from_json, claims_to_json, provisioner_from_json,
+    provisioner_from_json_in,
+};
 pub use error::Error;
+pub use jwk::{JWK_OPERATIONS, JwkProvisioner};
 pub use key_source::KeySource;
 pub use kind::{CertificateKind, ProvisionerKind, StepProvisioner};
+pub use sshpop::{SSHPOP_OPERATIONS, SshPopProvisioner};
+pub use static_token::{StaticTokenProvisioner, operation_from_name, operation_name};
+pub use x5c::{RENEW_TOKEN_ISSUER, X5C_OPERATIONS, X5cProvisioner, verify_x5c_insecure};
