@@ -1,5 +1,6 @@
 //! keystation-piv-ops: the PIV operations users know from ykman — `info`, `generate`,
-//! `certificate import/export/request/generate/delete`, `attest`, `reset` — over
+//! `certificate import/export/request/generate/delete`, `attest`, `reset`; with feature
+//! `enroll`, `enroll` (attested enrollment with a keystation authority) — over
 //! keystation-piv on any [`Card`], with certificates and requests from keystation-x509;
 //! and the pieces other flows reuse (the kube setup): [`Access`], [`Pin`],
 //! [`authenticate`], slot names, certificate serials and validity.
@@ -17,6 +18,11 @@ use keystation_core::keygen::{KeyOrigin, PinPolicy, PivSlot, RetiredSlot, TouchP
 use keystation_core::{Card, SecretBytes};
 use keystation_piv::{ManagementAlgorithm, ManagementKey, PivCard};
 use keystation_x509::{CertificateOptions, DistinguishedName, ExtendedKeyUsage, Validity};
+
+#[cfg(feature = "enroll")]
+mod enroll;
+#[cfg(feature = "enroll")]
+pub use enroll::EnrollOptions;
 
 /// What went wrong in a PIV operation.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,16 @@ pub enum Error {
     /// Writing output failed.
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
+    /// The certificate authority could not be reached, or refused (`piv enroll`).
+    #[cfg(feature = "enroll")]
+    #[error("{what}")]
+    Authority {
+        /// What was being done.
+        what: String,
+        /// The client's error: the authority's status and message for a refusal.
+        #[source]
+        source: keystation_ca_client::Error,
+    },
 }
 
 fn piv_err(what: impl Into<String>) -> impl FnOnce(keystation_piv::Error) -> Error {
@@ -123,6 +139,10 @@ pub enum PivOperation {
     Certificate(CertificateOperation),
     /// Attest a key generated on the card and verify the attestation chain.
     Attest(AttestOptions),
+    /// Generate a key on the card, attest it, have a keystation authority certify it
+    /// (YubiKey attestation provisioner) and write the certificate to the slot.
+    #[cfg(feature = "enroll")]
+    Enroll(EnrollOptions),
     /// Reset the application: every key and certificate goes; PIN 123456, PUK
     /// 12345678, default management key. Refused unless `force`.
     Reset {
@@ -499,6 +519,8 @@ pub fn run(
         }
         PivOperation::Certificate(operation) => certificate(&mut piv, operation, out)?,
         PivOperation::Attest(args) => attest(&mut piv, args, out)?,
+        #[cfg(feature = "enroll")]
+        PivOperation::Enroll(args) => enroll::enroll(&mut piv, args, out)?,
         PivOperation::Reset { force } => {
             if !force {
                 return Err(Error::Usage(
