@@ -316,10 +316,20 @@ pub fn pcscd_replies(data: &[u8]) {
     keystation_pcsc::fuzzing::pcscd_replies(data);
 }
 
+mod authority;
+mod ca;
+mod jose;
+mod provisioners;
 mod state_file;
+mod token_provisioners;
 mod vpcd;
 mod x509;
 
+pub use authority::authority_bodies;
+pub use ca::ca_csr;
+pub use jose::jws_compact;
+pub use provisioners::attestation_chain;
 pub use state_file::softcard_state;
+pub use token_provisioners::provisioner_token;
 pub use vpcd::vpcd_frames;
 pub use x509::{private_key, x509_attestation, x509_csr, x509_name, x509_pem};

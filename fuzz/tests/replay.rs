@@ -89,6 +89,11 @@ fn x509_attestation_seeds() {
 }
 
 #[test]
+fn attestation_chain_seeds() {
+    replay("attestation_chain", keystation_fuzz::attestation_chain);
+}
+
+#[test]
 fn softcard_state_seeds() {
     replay("softcard_state", keystation_fuzz::softcard_state);
 }
@@ -96,4 +101,24 @@ fn softcard_state_seeds() {
 #[test]
 fn vpcd_frames_seeds() {
     replay("vpcd_frames", keystation_fuzz::vpcd_frames);
+}
+
+#[test]
+fn authority_bodies_seeds() {
+    replay("authority_bodies", keystation_fuzz::authority_bodies);
+}
+
+#[test]
+fn jws_compact_seeds() {
+    replay("jws_compact", keystation_fuzz::jws_compact);
+}
+
+#[test]
+fn ca_csr_seeds() {
+    replay("ca_csr", keystation_fuzz::ca_csr);
+}
+
+#[test]
+fn provisioner_token_seeds() {
+    replay("provisioner_token", keystation_fuzz::provisioner_token);
 }
