@@ -6,6 +6,8 @@
 //! prints the result. No clap type leaves this module, and no command's module uses
 //! another's: what several share lives in [`options`] and [`profile`].
 
+#[cfg(feature = "authority")]
+pub mod authority;
 #[cfg(feature = "pcsc")]
 pub mod card;
 #[cfg(feature = "kube")]
@@ -27,7 +29,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use self::options::{CardSearchOptions, CommonOptions, FlagGroups, ProfileOptions, StationOptions};
+use self::options::{
+    AuthorityOptions, CardSearchOptions, CommonOptions, FlagGroups, ProfileOptions, StationOptions,
+};
 use crate::Error;
 use crate::config::{self, show::ShowFormat};
 
@@ -87,6 +91,11 @@ pub enum Command {
     #[cfg(feature = "piv")]
     #[command(subcommand)]
     Piv(piv::PivCommand),
+    /// The certificate authority: step-ca's API, its provisioners, and the job queue for
+    /// stations (init, serve, provisioner, admin, job).
+    #[cfg(feature = "authority")]
+    #[command(subcommand)]
+    Authority(authority::AuthorityCommand),
     /// kubectl through a local proxy that authenticates with a key on the card.
     #[cfg(feature = "kube")]
     #[command(subcommand)]
@@ -115,6 +124,9 @@ pub enum ConfigCommand {
         /// The OpenPGP profile flags.
         #[command(flatten)]
         profile: ProfileOptions,
+        /// The authority's flags.
+        #[command(flatten)]
+        authority: AuthorityOptions,
     },
     /// Print a config file with every key commented out, its meaning and its default
     /// (e.g. `keystation config template > /etc/keystation/station.toml`).
@@ -126,11 +138,14 @@ impl Cli {
     pub fn command_line(&self) -> Result<config::CommandLine, config::ConfigError> {
         let common = &self.common;
         match &self.command {
-            Command::Config(ConfigCommand::Show { station, search, profile, .. }) => {
+            Command::Config(ConfigCommand::Show {
+                station, search, profile, authority, ..
+            }) => {
                 let groups = FlagGroups {
                     station: Some(station),
                     search: Some(search),
                     profile: Some(profile),
+                    authority: Some(authority),
                 };
                 options::command_line(common, groups)
             }
@@ -138,6 +153,8 @@ impl Cli {
             Command::Station(args) => args.command_line(common),
             #[cfg(feature = "openpgp")]
             Command::Provision(args) => args.command_line(common),
+            #[cfg(feature = "authority")]
+            Command::Authority(command) => command.command_line(common),
             _ => options::command_line(common, FlagGroups::default()),
         }
     }
@@ -195,6 +212,8 @@ pub fn execute(
         Command::Piv(command) => piv::run(command, &loaded.settings, out)?,
         #[cfg(feature = "kube")]
         Command::Kube(command) => kube::run(command, &loaded.settings, out)?,
+        #[cfg(feature = "authority")]
+        Command::Authority(command) => authority::run(command, &loaded.settings, out)?,
     }
     Ok(())
 }

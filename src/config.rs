@@ -225,6 +225,16 @@ pub struct Settings {
     /// Where the station notes the job it is running (`--state-dir`); `None`: systemd's
     /// `$STATE_DIRECTORY` when set, else nowhere.
     pub state_dir: Option<PathBuf>,
+    /// The authority's state directory (`--dir`, `KEYSTATION_AUTHORITY_DIR`).
+    pub authority_dir: Option<PathBuf>,
+    /// The authority's HTTPS address (`--address`), overriding the one `init` chose.
+    pub authority_address: Option<std::net::SocketAddr>,
+    /// The authority's worker service address (`--grpc-address`).
+    pub authority_grpc_address: Option<std::net::SocketAddr>,
+    /// The authority's store URL (`--database`).
+    pub authority_database: Option<String>,
+    /// The file with the authority's password (`--password-file`).
+    pub authority_password_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -256,6 +266,11 @@ impl Default for Settings {
             touch_policy: TouchPolicy::Never,
             reset: true,
             state_dir: None,
+            authority_dir: None,
+            authority_address: None,
+            authority_grpc_address: None,
+            authority_database: None,
+            authority_password_file: None,
         }
     }
 }

@@ -57,6 +57,15 @@ pub enum Error {
     #[cfg(feature = "kube")]
     #[error(transparent)]
     Kube(#[from] keystation_kube::KubeError),
+    /// A `keystation authority` command failed.
+    #[cfg(feature = "authority")]
+    #[error(transparent)]
+    Authority(#[from] keystation_authority::Error),
+    /// A command was given flags that do not fit together, or a file it needs is missing
+    /// (the process exits with status 2).
+    #[cfg(feature = "authority")]
+    #[error("{0}")]
+    Usage(String),
     /// The software card's state file (`keystation simulate --state`) could not be read,
     /// is corrupt, or could not be written.
     #[cfg(feature = "softcard")]
@@ -69,6 +78,8 @@ impl Error {
     pub fn is_configuration(&self) -> bool {
         match self {
             Self::Config(_) => true,
+            #[cfg(feature = "authority")]
+            Self::Usage(_) => true,
             #[cfg(feature = "grpc")]
             Self::Station(error) => error.is_configuration(),
             _ => false,

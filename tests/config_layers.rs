@@ -142,6 +142,11 @@ fn defaults() {
         ("touch_policy", "off"),
         ("reset", "true"),
         ("state_dir", "(unset)"),
+        ("authority_dir", "(unset)"),
+        ("authority_address", "(unset)"),
+        ("authority_grpc_address", "(unset)"),
+        ("authority_database", "(unset)"),
+        ("authority_password_file", "(unset)"),
     ];
     assert_eq!(table.len(), expected.len(), "{table:?}");
     for (key, value) in expected {
@@ -174,6 +179,11 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
     ("touch_policy", "cached-fixed", "\"cached-fixed\""),
     ("reset", "false", "false"),
     ("state_dir", "/var/lib/ks", "\"/var/lib/ks\""),
+    ("authority_dir", "/var/lib/ca", "\"/var/lib/ca\""),
+    ("authority_address", "127.0.0.1:9443", "\"127.0.0.1:9443\""),
+    ("authority_grpc_address", "[::1]:50055", "\"[::1]:50055\""),
+    ("authority_database", "postgres://ca@db/ca", "\"postgres://ca@db/ca\""),
+    ("authority_password_file", "/etc/ca.pass", "\"/etc/ca.pass\""),
 ];
 
 #[test]
@@ -221,6 +231,11 @@ const EVERY_VARIABLE: &[(&str, &str, &str, Option<&str>)] = &[
     ("touch_policy", "cached-fixed", "KEYSTATION_TOUCH_POLICY", None),
     ("reset", "false", "KEYSTATION_RESET", None),
     ("state_dir", "/var/lib/ks", "KEYSTATION_STATE_DIR", None),
+    ("authority_dir", "/var/lib/ca", "KEYSTATION_AUTHORITY_DIR", None),
+    ("authority_address", "127.0.0.1:9443", "KEYSTATION_AUTHORITY_ADDRESS", None),
+    ("authority_grpc_address", "[::1]:50055", "KEYSTATION_AUTHORITY_GRPC_ADDRESS", None),
+    ("authority_database", "postgres://ca@db/ca", "KEYSTATION_AUTHORITY_DATABASE", None),
+    ("authority_password_file", "/etc/ca.pass", "KEYSTATION_AUTHORITY_PASSWORD_FILE", None),
 ];
 
 #[test]
@@ -293,6 +308,11 @@ fn command_line_sets_every_key() {
         ("touch_policy", "--touch-policy"),
         ("reset", "--reset"),
         ("state_dir", "--state-dir"),
+        ("authority_dir", "--dir"),
+        ("authority_address", "--address"),
+        ("authority_grpc_address", "--grpc-address"),
+        ("authority_database", "--database"),
+        ("authority_password_file", "--password-file"),
     ];
     let mut args = vec!["--token", SECRET];
     for (key, flag) in flags {
@@ -527,6 +547,17 @@ fn invalid_value_from_the_environment() {
         message,
         "invalid value \"abc\" for smartcard_retries (from environment variable YUBIKEY_RETRIES): \
          expected an unsigned integer"
+    );
+}
+
+#[test]
+fn invalid_authority_address() {
+    let message = Station::new().env("KEYSTATION_AUTHORITY_ADDRESS", "ca.example:443").error(&[]);
+    assert_eq!(
+        message,
+        "invalid value \"ca.example:443\" for authority_address (from environment variable \
+         KEYSTATION_AUTHORITY_ADDRESS): expected an IP address and port, like 127.0.0.1:9443 or \
+         [::1]:9443"
     );
 }
 

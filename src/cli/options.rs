@@ -136,6 +136,46 @@ pub struct StationOptions {
     pub state_dir: Option<String>,
 }
 
+/// Where the authority keeps its state and how it serves (`authority …`).
+#[derive(Debug, Clone, Default, Args, Serialize)]
+#[command(next_help_heading = "Authority")]
+pub struct AuthorityOptions {
+    /// The authority's state directory (certs/, secrets/, config/, db/)
+    ///
+    /// [env: KEYSTATION_AUTHORITY_DIR] [default: $STATE_DIRECTORY, else /var/lib/keystation-authority]
+    #[arg(long = "dir", value_name = "PATH")]
+    #[serde(rename = "authority_dir", skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+
+    /// Where the HTTPS API listens, like 127.0.0.1:9443
+    ///
+    /// [env: KEYSTATION_AUTHORITY_ADDRESS] [default: the address `authority init` chose]
+    #[arg(long = "address", value_name = "IP:PORT")]
+    #[serde(rename = "authority_address", skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+
+    /// Where defguard's worker service (gRPC over TLS) listens for stations
+    ///
+    /// [env: KEYSTATION_AUTHORITY_GRPC_ADDRESS] [default: not served]
+    #[arg(long = "grpc-address", value_name = "IP:PORT")]
+    #[serde(rename = "authority_grpc_address", skip_serializing_if = "Option::is_none")]
+    pub grpc_address: Option<String>,
+
+    /// The store: sqlite://PATH or postgres://…
+    ///
+    /// [env: KEYSTATION_AUTHORITY_DATABASE] [default: db/authority.sqlite in the state directory]
+    #[arg(long = "database", value_name = "URL")]
+    #[serde(rename = "authority_database", skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+
+    /// File with the password of the CA keys and the first provisioner
+    ///
+    /// [env: KEYSTATION_AUTHORITY_PASSWORD_FILE] [default: $CREDENTIALS_DIRECTORY/authority-password]
+    #[arg(long = "password-file", value_name = "FILE")]
+    #[serde(rename = "authority_password_file", skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+}
+
 /// How `provision` and the station's jobs find and open their card.
 #[derive(Debug, Clone, Default, Args, Serialize)]
 #[command(next_help_heading = "Finding the card")]
@@ -246,6 +286,9 @@ pub(crate) struct FlagGroups<'a> {
     /// The OpenPGP profile.
     #[serde(flatten)]
     pub(crate) profile: Option<&'a ProfileOptions>,
+    /// The authority's state and addresses.
+    #[serde(flatten)]
+    pub(crate) authority: Option<&'a AuthorityOptions>,
 }
 
 /// The command line's configuration layer: `common` plus the groups the command takes.

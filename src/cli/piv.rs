@@ -30,6 +30,11 @@ pub enum PivCommand {
     /// Attest that the key in SLOT was generated on the card, verify the chain to the
     /// Yubico roots (or --roots), and print what the attestation says.
     Attest(AttestArgs),
+    /// Enroll SLOT with a keystation authority: generate a key on the card, attest it,
+    /// have the authority's YubiKey attestation provisioner certify it (the CSR signed by
+    /// the card), and write the certificate to the slot.
+    #[cfg(feature = "enroll")]
+    Enroll(EnrollArgs),
     /// Reset the PIV application: every key and certificate goes; PIN 123456, PUK
     /// 12345678, default management key.
     Reset {
@@ -58,6 +63,41 @@ pub struct GenerateArgs {
     /// Write the public key here instead of stdout
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// PIN and management key.
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// `keystation piv enroll`
+#[cfg(feature = "enroll")]
+#[derive(Debug, Clone, Args)]
+pub struct EnrollArgs {
+    /// The authority's URL, https://host[:port]
+    #[arg(long, value_name = "URL")]
+    pub authority: String,
+    /// The authority's root certificate (PEM): the only certificate trusted for its TLS
+    #[arg(long, value_name = "FILE")]
+    pub root: PathBuf,
+    /// The authority's YubiKey attestation provisioner
+    #[arg(long, value_name = "NAME")]
+    pub provisioner: String,
+    /// The slot: 9a, 9c, 9d, 9e or a retired slot 82-95
+    #[arg(long, default_value = "9a", value_parser = parse_slot_arg)]
+    pub slot: PivSlot,
+    /// p256 (eccp256), p384, rsa2048, rsa3072, rsa4096, ed25519 or x25519 (the last two
+    /// on YubiKey 5.7)
+    #[arg(long = "algorithm", alias = "key-algorithm", value_name = "ALGORITHM", default_value = "p256", value_parser = parse_algorithm)]
+    pub algorithm: KeyAlgorithm,
+    /// default, never, once or always
+    #[arg(long = "pin-policy", alias = "key-pin-policy", value_name = "POLICY", default_value = "default", value_parser = parse_pin_policy)]
+    pub pin_policy: PinPolicy,
+    /// default, never, always or cached
+    #[arg(long = "touch-policy", alias = "key-touch-policy", value_name = "POLICY", default_value = "default", value_parser = parse_touch_policy)]
+    pub touch_policy: TouchPolicy,
+    /// The request's subject, "CN=alice,O=team" or a bare common name [default: the
+    /// card's serial]
+    #[arg(long)]
+    pub subject: Option<String>,
     /// PIN and management key.
     #[command(flatten)]
     pub access: AccessArgs,
@@ -191,6 +231,18 @@ impl PivCommand {
                 roots: args.roots.clone(),
                 intermediates: args.intermediates.clone(),
                 out: args.out.clone(),
+            }),
+            #[cfg(feature = "enroll")]
+            Self::Enroll(args) => PivOperation::Enroll(keystation_piv_ops::EnrollOptions {
+                authority: args.authority.clone(),
+                root: args.root.clone(),
+                provisioner: args.provisioner.clone(),
+                slot: args.slot,
+                algorithm: args.algorithm,
+                pin_policy: args.pin_policy,
+                touch_policy: args.touch_policy,
+                subject: args.subject.clone(),
+                access: (&args.access).into(),
             }),
             Self::Reset { force } => PivOperation::Reset { force: *force },
         }

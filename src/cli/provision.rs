@@ -53,8 +53,11 @@ pub struct ProvisionArgs {
 impl ProvisionArgs {
     /// The command line's configuration layer.
     pub(crate) fn command_line(&self, common: &CommonOptions) -> Result<CommandLine, ConfigError> {
-        let groups =
-            FlagGroups { search: Some(&self.search), profile: Some(&self.profile), station: None };
+        let groups = FlagGroups {
+            search: Some(&self.search),
+            profile: Some(&self.profile),
+            ..FlagGroups::default()
+        };
         command_line(common, groups)
     }
 

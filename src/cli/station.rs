@@ -40,6 +40,7 @@ impl StationArgs {
             station: Some(&self.station),
             search: Some(&self.search),
             profile: Some(&self.profile),
+            authority: None,
         };
         command_line(common, groups)
     }

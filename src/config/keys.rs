@@ -56,6 +56,11 @@ pub(crate) const ADMIN_PIN_FILE: &str = "admin_pin_file";
 pub(crate) const TOUCH_POLICY: &str = "touch_policy";
 pub(crate) const RESET: &str = "reset";
 pub(crate) const STATE_DIR: &str = "state_dir";
+pub(crate) const AUTHORITY_DIR: &str = "authority_dir";
+pub(crate) const AUTHORITY_ADDRESS: &str = "authority_address";
+pub(crate) const AUTHORITY_GRPC_ADDRESS: &str = "authority_grpc_address";
+pub(crate) const AUTHORITY_DATABASE: &str = "authority_database";
+pub(crate) const AUTHORITY_PASSWORD_FILE: &str = "authority_password_file";
 
 /// Every configuration key, in display order.
 pub(crate) const KEYS: &[KeySpec] = &[
@@ -220,6 +225,41 @@ pub(crate) const KEYS: &[KeySpec] = &[
         "Where the station notes the job it is running, so that a job that keeps killing \
          the station is failed, not retried forever (default: $STATE_DIRECTORY).",
     ),
+    key(
+        AUTHORITY_DIR,
+        "--dir",
+        &["KEYSTATION_AUTHORITY_DIR"],
+        "The authority's state directory: certs/, secrets/, config/, db/ \
+         (default: $STATE_DIRECTORY, else /var/lib/keystation-authority).",
+    ),
+    key(
+        AUTHORITY_ADDRESS,
+        "--address",
+        &["KEYSTATION_AUTHORITY_ADDRESS"],
+        "Where the authority's HTTPS API listens, like 127.0.0.1:9443 (default: the \
+         address `authority init` chose).",
+    ),
+    key(
+        AUTHORITY_GRPC_ADDRESS,
+        "--grpc-address",
+        &["KEYSTATION_AUTHORITY_GRPC_ADDRESS"],
+        "Where the authority serves defguard's worker service to stations (gRPC over TLS); \
+         not served when unset.",
+    ),
+    key(
+        AUTHORITY_DATABASE,
+        "--database",
+        &["KEYSTATION_AUTHORITY_DATABASE"],
+        "The authority's store: sqlite://PATH or postgres://… (default: db/authority.sqlite \
+         in the state directory). Keep PostgreSQL passwords out of it (PGPASSFILE).",
+    ),
+    key(
+        AUTHORITY_PASSWORD_FILE,
+        "--password-file",
+        &["KEYSTATION_AUTHORITY_PASSWORD_FILE"],
+        "File holding the password of the authority's CA keys and first provisioner \
+         (default: $CREDENTIALS_DIRECTORY/authority-password under systemd).",
+    ),
 ];
 
 /// Whether `key` holds a file path (for the "expected" text of its errors).
@@ -233,6 +273,8 @@ pub(crate) fn is_path(key: &str) -> bool {
             | USER_PIN_FILE
             | ADMIN_PIN_FILE
             | STATE_DIR
+            | AUTHORITY_DIR
+            | AUTHORITY_PASSWORD_FILE
     )
 }
 

@@ -30,6 +30,13 @@ const EXPECTED_UNICODE: Mismatch = "valid UTF-8 text";
 const EXPECTED_DURATION: Mismatch =
     "a duration greater than zero and at most 1h, like 500ms, 1s or 2m (a plain number is seconds)";
 const EXPECTED_BOOL: Mismatch = "true or false";
+const EXPECTED_SOCKET_ADDRESS: Mismatch =
+    "an IP address and port, like 127.0.0.1:9443 or [::1]:9443";
+
+/// An `IP:port` listening address.
+fn socket_address(text: &str) -> Result<std::net::SocketAddr, Mismatch> {
+    text.trim().parse().map_err(|_| EXPECTED_SOCKET_ADDRESS)
+}
 const EXPECTED_BACKUP_LOCATION: Mismatch =
     "no backup file unless key_location is host (keys generated on the card cannot be exported)";
 const EXPECTED_BACKUP_PASSPHRASE: Mismatch =
@@ -110,6 +117,20 @@ impl<'a> Resolver<'a> {
             Value::String(_, s) if s.is_empty() => Ok(None),
             Value::String(_, s) => Ok(Some(parse(s))),
             _ => Err(expected),
+        })?;
+        Ok((value.flatten(), origin))
+    }
+
+    /// A key without a default whose text must parse; an empty string means unset.
+    fn optional_parsed<T>(
+        &self,
+        key: &'static str,
+        parse: impl Fn(&str) -> Result<T, Mismatch>,
+    ) -> Result<(Option<T>, Origin), ConfigError> {
+        let (value, origin) = self.get(spec(key), |value| match value {
+            Value::String(_, s) if s.is_empty() => Ok(None),
+            Value::String(_, s) => parse(s).map(Some),
+            _ => Err(EXPECTED_TEXT),
         })?;
         Ok((value.flatten(), origin))
     }
@@ -266,6 +287,31 @@ impl<'a> Resolver<'a> {
         let (state_dir, origin) = self.optional(keys::STATE_DIR, |s: &str| PathBuf::from(s))?;
         entry(keys::STATE_DIR, path_text(state_dir.as_ref()), origin);
 
+        // The authority.
+        let (authority_dir, origin) =
+            self.optional(keys::AUTHORITY_DIR, |s: &str| PathBuf::from(s))?;
+        entry(keys::AUTHORITY_DIR, path_text(authority_dir.as_ref()), origin);
+        let (authority_address, origin) =
+            self.optional_parsed(keys::AUTHORITY_ADDRESS, socket_address)?;
+        entry(
+            keys::AUTHORITY_ADDRESS,
+            optional_text(authority_address.map(|a| a.to_string()).as_deref()),
+            origin,
+        );
+        let (authority_grpc_address, origin) =
+            self.optional_parsed(keys::AUTHORITY_GRPC_ADDRESS, socket_address)?;
+        entry(
+            keys::AUTHORITY_GRPC_ADDRESS,
+            optional_text(authority_grpc_address.map(|a| a.to_string()).as_deref()),
+            origin,
+        );
+        let (authority_database, origin) =
+            self.optional(keys::AUTHORITY_DATABASE, str::to_owned)?;
+        entry(keys::AUTHORITY_DATABASE, optional_text(authority_database.as_deref()), origin);
+        let (authority_password_file, origin) =
+            self.optional(keys::AUTHORITY_PASSWORD_FILE, |s: &str| PathBuf::from(s))?;
+        entry(keys::AUTHORITY_PASSWORD_FILE, path_text(authority_password_file.as_ref()), origin);
+
         // Keys that only make sense together.
         let conflict = |key, value: String, origin: Origin, expected| ConfigError::InvalidValue {
             key,
@@ -337,6 +383,11 @@ impl<'a> Resolver<'a> {
             touch_policy,
             reset,
             state_dir,
+            authority_dir,
+            authority_address,
+            authority_grpc_address,
+            authority_database,
+            authority_password_file,
         };
         Ok((settings, entries))
     }

@@ -1,0 +1,1416 @@
+//! The authority's refusals, against the real `keystation authority serve` on loopback, each
+//! on SQLite (the default store) and on PostgreSQL (issue 12, item 8):
+//!
+//! * the negative suite on `/1.0/sign` with a valid CSR — alg `none`, HS256 keyed with the
+//!   provisioner's public key, no `exp`, an overlong lifetime, a future `nbf`, a replayed
+//!   token, a wrong `aud` (another host, another port, the revoke path, the SSH path), an SSH
+//!   token, an unknown `kid`, a token signed by another key, CSR names the token does not
+//!   allow — each refused with the right status and a message naming the check, and none
+//!   spends the token's `jti`: after a refusal that came after the signature verified, a
+//!   corrected request with the same `jti` succeeds; where the refusal came before (a
+//!   forgery), the forger used a victim's `jti` and the victim's token still works. Tokens
+//!   made by keystation-jose, PyJWT and jwcrypto are accepted;
+//! * the replay race: two replicas sharing the state directory and the store, one token
+//!   sent 200 times at once across both — exactly one certificate;
+//! * kill -9 and restart under load: every certificate a client received is recorded.
+//!
+//! ```text
+//! scripts/with-postgres cargo test --features test-authority --test authority_negative
+//! ```
+//!
+//! Needs `KEYSTATION_TEST_POSTGRES_URL` (scripts/with-postgres; each test makes a database
+//! of its own with `psql` and drops it), `KEYSTATION_TEST_JOSE_PYTHON` (a Python with PyJWT,
+//! jwcrypto and cryptography; scripts/test makes target/jose-venv). Either unset fails the
+//! tests, saying so.
+#![cfg(feature = "test-authority")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use keystation_jose::{Claims, Header, PrivateJwk, SshCertType, SshClaims, StepClaims, sign_jwt};
+use keystation_store::Store;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The provisioner password (and the CA keys').
+const PASSWORD: &str = "negative-test-password";
+/// The JWK provisioner `init` makes.
+const PROVISIONER: &str = "admin";
+/// How long the authority may take to answer `/health`.
+const START_WAIT: Duration = Duration::from_secs(60);
+/// Lifetime of the tokens the tests make: within the authority's 5-minute bound.
+const LIFETIME: i64 = 240;
+/// How many times the race sends its one token.
+const RACE_REQUESTS: usize = 200;
+
+// --- stores ------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The store an authority uses: its default SQLite file, or a fresh PostgreSQL database
+/// on the server `KEYSTATION_TEST_POSTGRES_URL` names, dropped on drop.
+struct Database {
+    /// `--database`, for PostgreSQL.
+    url: Option<String>,
+    /// The server's URL and the database's name, to drop it.
+    postgres: Option<(String, String)>,
+}
+
+/// `url` with its database (the path after the host) replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let path_start = base[after_scheme..].find('/').map_or(base.len(), |i| after_scheme + i);
+    format!("{}/{database}{query}", &base[..path_start])
+}
+
+/// Runs one SQL statement with psql on `server_url`.
+fn psql(server_url: &str, sql: &str) -> Result<(), String> {
+    let output = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", server_url, "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run psql (Debian: postgresql-client): {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("psql {sql:?}: {}", String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+impl Database {
+    fn new(engine: Engine) -> Self {
+        match engine {
+            Engine::Sqlite => Self { url: None, postgres: None },
+            Engine::Postgres => {
+                let server = std::env::var("KEYSTATION_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+                    panic!(
+                        "KEYSTATION_TEST_POSTGRES_URL is not set: the PostgreSQL half of the \
+                         authority's negative tests needs a server; run them under \
+                         scripts/with-postgres, e.g. `scripts/with-postgres cargo test \
+                         --features test-authority --test authority_negative`"
+                    )
+                });
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+                let name = format!(
+                    "keystation_negative_{}_{}_{nanos}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                );
+                psql(&server, &format!("CREATE DATABASE {name}")).unwrap();
+                Self { url: Some(with_database(&server, &name)), postgres: Some((server, name)) }
+            }
+        }
+    }
+
+    /// The store's URL for an authority in `state`.
+    fn store_url(&self, state: &Path) -> String {
+        self.url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", state.join("db/authority.sqlite").display()))
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.postgres {
+            let dropped = psql(server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            if let Err(e) = dropped
+                && !std::thread::panicking()
+            {
+                panic!("{e}");
+            }
+        }
+    }
+}
+
+// --- the authority and its servers -------------------------------------------------------
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// `keystation` with an empty environment (but `PATH`) in `dir`.
+fn keystation(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keystation"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+        .stdin(Stdio::null());
+    command
+}
+
+/// An initialised state directory and its store.
+struct Authority {
+    dir: tempfile::TempDir,
+    state: PathBuf,
+    password_file: PathBuf,
+    database: Database,
+    root_pem: String,
+}
+
+impl Authority {
+    /// `keystation authority init` for `127.0.0.1:port` (and `--database` on PostgreSQL).
+    fn init(engine: Engine, port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("authority");
+        let password_file = dir.path().join("password");
+        std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+        let database = Database::new(engine);
+        let mut command = keystation(dir.path());
+        command
+            .args(["authority", "init", "--dir"])
+            .arg(&state)
+            .args(["--name", "Negative Test", "--dns", "127.0.0.1", "--dns", "localhost"])
+            .args(["--address", &format!("127.0.0.1:{port}")])
+            .args(["--provisioner", PROVISIONER, "--password-file"])
+            .arg(&password_file);
+        if let Some(url) = &database.url {
+            command.args(["--database", url]);
+        }
+        let output = command.output().expect("run keystation authority init");
+        assert!(
+            output.status.success(),
+            "keystation authority init failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let root_pem = std::fs::read_to_string(state.join("certs/root_ca.crt")).unwrap();
+        Self { dir, state, password_file, database, root_pem }
+    }
+
+    /// `keystation authority serve` on `127.0.0.1:port`; its output goes to `<name>.log`.
+    fn serve(&self, port: u16, name: &str) -> Server {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let mut command = keystation(self.dir.path());
+        command
+            .args(["authority", "serve", "--dir"])
+            .arg(&self.state)
+            .arg("--password-file")
+            .arg(&self.password_file)
+            .args(["--address", &format!("127.0.0.1:{port}")]);
+        if let Some(url) = &self.database.url {
+            command.args(["--database", url]);
+        }
+        let child = command
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start keystation authority serve: {e}"));
+        Server { child: Some(child), port, log, client: Client::new(&self.root_pem, port) }
+    }
+
+    async fn store(&self) -> Store {
+        let url = self.database.store_url(&self.state);
+        Store::open(&url).await.unwrap_or_else(|e| panic!("opening the store {url}: {e}"))
+    }
+}
+
+/// A running `keystation authority serve`, stopped by PID on drop (SIGTERM, then SIGKILL).
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+    client: Client,
+}
+
+impl Server {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last lines of the log, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Polls `/health` until it answers ok; panics with the log if the server exits or
+    /// takes longer than [`START_WAIT`].
+    async fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + START_WAIT;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("the authority exited during startup ({status}):\n{}", self.log());
+            }
+            if let Ok(answer) = self.client.call("GET", "/health", None).await
+                && answer.status == 200
+                && answer.json()["status"] == "ok"
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the authority did not become healthy within {START_WAIT:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// `kill -9` by PID, and reaps it.
+    fn kill9(&mut self) {
+        self.signal("-KILL");
+        if let Some(mut child) = self.child.take() {
+            let status = child.wait().unwrap();
+            eprintln!("authority on port {} killed: {status}", self.port);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.signal("-TERM");
+        let Some(mut child) = self.child.take() else { return };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+// --- an HTTPS client ---------------------------------------------------------------------
+
+/// An HTTPS/1.1 client of one authority, trusting only its root.
+#[derive(Clone)]
+struct Client {
+    tls: tokio_rustls::TlsConnector,
+    port: u16,
+}
+
+/// A status and a body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    /// step-ca's error `message`.
+    fn message(&self) -> String {
+        self.json()["message"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// One open connection (TLS handshake done), for requests sent at a chosen moment.
+struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    driver: tokio::task::JoinHandle<()>,
+    host: String,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl Connection {
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, String> {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host)
+            .header("accept", "application/json");
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let request = request.body(Full::new(Bytes::from(bytes))).map_err(|e| e.to_string())?;
+        let response = self.sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Answer { status, text: String::from_utf8_lossy(&body).into_owned() })
+    }
+}
+
+impl Client {
+    fn new(root_pem: &str, port: u16) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        for block in keystation_x509::pem::decode_all(root_pem).unwrap() {
+            roots.add(rustls::pki_types::CertificateDer::from(block.der.clone())).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Self { tls: tokio_rustls::TlsConnector::from(Arc::new(config)), port }
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    async fn connect(&self) -> Result<Connection, String> {
+        let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let name = rustls::pki_types::ServerName::from(std::net::IpAddr::from(Ipv4Addr::LOCALHOST));
+        let tls = self.tls.connect(name, tcp).await.map_err(|e| format!("TLS: {e}"))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Connection { sender, driver, host: format!("127.0.0.1:{}", self.port) })
+    }
+
+    /// One request on a connection of its own.
+    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer, String> {
+        let exchange = async {
+            let mut connection = self.connect().await?;
+            connection.send(method, path, body).await
+        };
+        tokio::time::timeout(Duration::from_secs(60), exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("{method} {path}: no answer within 60 s")))
+    }
+
+    async fn sign(&self, csr: &str, ott: &str) -> Answer {
+        let body = json!({ "csr": csr, "ott": ott });
+        self.call("POST", "/1.0/sign", Some(&body)).await.unwrap()
+    }
+}
+
+// --- tokens ------------------------------------------------------------------------------
+
+/// The admin provisioner's key, decrypted from the `encryptedKey` that `/provisioners`
+/// publishes (as step's client does).
+struct Admin {
+    key: PrivateJwk,
+    kid: String,
+}
+
+impl Admin {
+    async fn fetch(client: &Client) -> Self {
+        let answer = client.call("GET", "/provisioners", None).await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let listing = answer.json();
+        let provisioner = listing["provisioners"]
+            .as_array()
+            .and_then(|list| list.iter().find(|p| p["name"] == PROVISIONER))
+            .unwrap_or_else(|| panic!("no provisioner {PROVISIONER:?} in {listing}"));
+        assert_eq!(provisioner["type"], "JWK");
+        let kid = provisioner["key"]["kid"].as_str().unwrap().to_owned();
+        let encrypted = provisioner["encryptedKey"].as_str().unwrap();
+        let key = PrivateJwk::decrypt(encrypted, PASSWORD.as_bytes()).unwrap();
+        Self { key, kid }
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
+        sign_jwt(&self.key, &Header::jwt(Some(self.kid.clone())), claims).unwrap()
+    }
+
+    /// The private JWK as JSON, for the Python peers.
+    fn private_json(&self) -> Value {
+        serde_json::from_str(&self.key.to_json()).unwrap()
+    }
+
+    /// The public key as a PEM `PUBLIC KEY` (SPKI): the bytes an algorithm-confusion
+    /// attacker uses as an HMAC secret.
+    fn public_pem(&self) -> String {
+        keystation_x509::pem::encode("PUBLIC KEY", &self.key.public().public_key().to_spki_der())
+    }
+}
+
+/// A token id no other token in this run has.
+fn new_jti() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let seed = format!("{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    Sha256::digest(seed.as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// step's claims for an X.509 certificate for `subject` with `sans`, valid from now for
+/// [`LIFETIME`].
+fn claims(audiences: &[String], subject: &str, sans: &[&str], jti: &str) -> Claims {
+    let now = now();
+    let mut claims = Claims::default();
+    claims.iss = Some(PROVISIONER.into());
+    claims.sub = Some(subject.into());
+    claims.aud = audiences.to_vec();
+    claims.iat = Some(now);
+    claims.nbf = Some(now);
+    claims.exp = Some(now + LIFETIME);
+    claims.jti = Some(jti.into());
+    claims.sans = sans.iter().map(|s| (*s).to_owned()).collect();
+    claims
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// HMAC-SHA-256 (RFC 2104), for the forged HS256 token.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()
+}
+
+/// A compact JWS with `header` and `claims`, its signature made by `sign` over the
+/// signing input (empty for `none`).
+fn forged(header: &Value, claims: &Claims, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_json().as_bytes())
+    );
+    let signature = sign(input.as_bytes());
+    format!("{input}.{}", b64url(&signature))
+}
+
+/// The Python that makes the peers' tokens: PyJWT and jwcrypto, from a JSON request on
+/// stdin (`jwk`: the private JWK, `kid`, `tokens`: a list of `{mode, claims}`), printing
+/// the tokens as a JSON list.
+const PYTHON_TOKENS: &str = r#"
+import json, sys
+import jwt
+from jwcrypto import jwk as jwcrypto_jwk, jwt as jwcrypto_jwt
+
+request = json.load(sys.stdin)
+private = request["jwk"]
+kid = request["kid"]
+public = {k: v for k, v in private.items() if k != "d"}
+out = []
+for item in request["tokens"]:
+    mode, claims = item["mode"], item["claims"]
+    headers = {"kid": kid, "typ": "JWT"}
+    if mode == "pyjwt-es256":
+        key = jwt.algorithms.ECAlgorithm.from_jwk(json.dumps(private))
+        token = jwt.encode(claims, key, algorithm="ES256", headers=headers)
+    elif mode == "jwcrypto-es256":
+        key = jwcrypto_jwk.JWK(**private)
+        signed = jwcrypto_jwt.JWT(header=dict(headers, alg="ES256"), claims=claims)
+        signed.make_signed_token(key)
+        token = signed.serialize()
+    elif mode == "pyjwt-none":
+        token = jwt.encode(claims, None, algorithm="none", headers=headers)
+    elif mode == "pyjwt-hs256-public-pem":
+        # The algorithm-confusion attack: HS256 keyed with the public key's PEM. PyJWT
+        # refuses such a secret, so the attacker's HS256 skips that guard.
+        from cryptography.hazmat.primitives import serialization
+
+        class Unguarded(jwt.algorithms.HMACAlgorithm):
+            def prepare_key(self, key):
+                return key
+
+        pem = jwt.algorithms.ECAlgorithm.from_jwk(json.dumps(public)).public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        jws = jwt.PyJWS()
+        jws.unregister_algorithm("HS256")
+        jws.register_algorithm("HS256", Unguarded(Unguarded.SHA256))
+        token = jws.encode(json.dumps(claims).encode(), pem, algorithm="HS256", headers=headers)
+    else:
+        raise SystemExit("unknown mode " + mode)
+    out.append(token if isinstance(token, str) else token.decode())
+print(json.dumps(out))
+"#;
+
+/// Tokens made by PyJWT or jwcrypto (`KEYSTATION_TEST_JOSE_PYTHON`), one per
+/// `(mode, claims)`.
+fn python_tokens(admin: &Admin, requests: &[(&str, &Claims)]) -> Vec<String> {
+    let python = std::env::var("KEYSTATION_TEST_JOSE_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "KEYSTATION_TEST_JOSE_PYTHON is not set: point it at the python of a venv with \
+             PyJWT, jwcrypto and cryptography (scripts/test makes target/jose-venv)"
+        )
+    });
+    let tokens: Vec<Value> = requests
+        .iter()
+        .map(|(mode, claims)| json!({ "mode": mode, "claims": serde_json::from_str::<Value>(&claims.to_json()).unwrap() }))
+        .collect();
+    let input = json!({ "jwk": admin.private_json(), "kid": admin.kid, "tokens": tokens });
+    let mut child = Command::new(&python)
+        .args(["-c", PYTHON_TOKENS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run KEYSTATION_TEST_JOSE_PYTHON ({python}): {e}"));
+    {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{python} (PyJWT/jwcrypto) failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A PEM certificate request for a fresh P-256 key, with common name `cn` and `sans`.
+fn csr(cn: &str, sans: &[&str]) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+            .unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+/// A certificate's serial as the store keys it (lower-case hex).
+fn serial_of(pem: &str) -> String {
+    keystation_x509::Certificate::from_pem(pem).unwrap().serial_hex().to_ascii_lowercase()
+}
+
+// --- 1. the negative suite ---------------------------------------------------------------
+
+/// The suite's state: one authority, its admin key, a request for `HOST`.
+struct Suite {
+    server: Server,
+    admin: Admin,
+    csr: String,
+    engine: Engine,
+}
+
+/// The subject and only name of the suite's certificates.
+const HOST: &str = "app.negative.test";
+
+impl Suite {
+    fn client(&self) -> &Client {
+        &self.server.client
+    }
+
+    fn audience(&self, path: &str) -> Vec<String> {
+        vec![format!("{}{path}", self.client().url())]
+    }
+
+    /// A good token for the suite's request with `jti`.
+    fn good(&self, jti: &str) -> String {
+        self.admin.sign(&claims(&self.audience("/1.0/sign"), HOST, &[HOST], jti))
+    }
+
+    /// Asserts a refusal: `status`, and a message containing each of `needles`.
+    fn refused(&self, case: &str, answer: &Answer, status: u16, needles: &[&str]) {
+        let message = answer.message();
+        assert!(
+            answer.status == status && needles.iter().all(|n| message.contains(n)),
+            "{:?} {case}: expected {status} naming {needles:?}, got {} {}\n---- server log ----\n{}",
+            self.engine,
+            answer.status,
+            answer.text,
+            self.server.log_tail()
+        );
+        eprintln!("{:?} {case}: {} {message}", self.engine, answer.status);
+    }
+
+    /// Asserts a certificate for the suite's request.
+    fn issued(&self, case: &str, answer: &Answer) -> String {
+        assert!(
+            answer.status == 201,
+            "{:?} {case}: expected 201, got {} {}\n---- server log ----\n{}",
+            self.engine,
+            answer.status,
+            answer.text,
+            self.server.log_tail()
+        );
+        let crt = answer.json()["crt"].as_str().unwrap().to_owned();
+        let cert = keystation_x509::Certificate::from_pem(&crt).unwrap();
+        assert_eq!(cert.subject_common_name(), Some(HOST), "{case}");
+        crt
+    }
+
+    /// `bad` is refused with `status` naming the check, then a good token with the same
+    /// `jti` — `good`, when given, else a fresh one — still gets its certificate.
+    async fn refused_then_jti_unspent(
+        &self,
+        case: &str,
+        bad: &Value,
+        status: u16,
+        needles: &[&str],
+        jti: &str,
+        good: Option<String>,
+    ) {
+        let answer = self.client().call("POST", "/1.0/sign", Some(bad)).await.unwrap();
+        self.refused(case, &answer, status, needles);
+        let good = good.unwrap_or_else(|| self.good(jti));
+        let answer = self.client().sign(&self.csr, &good).await;
+        self.issued(&format!("{case}, then the same jti in a good token"), &answer);
+    }
+
+    /// A `/1.0/sign` body with the suite's request and `ott`.
+    fn body(&self, ott: &str) -> Value {
+        json!({ "csr": self.csr, "ott": ott })
+    }
+}
+
+async fn negative_suite(engine: Engine) {
+    let started = Instant::now();
+    let port = free_port();
+    let authority = Authority::init(engine, port);
+    let mut server = authority.serve(port, "serve");
+    server.wait_healthy().await;
+    let admin = Admin::fetch(&server.client).await;
+    let suite = Suite { server, admin, csr: csr(HOST, &[HOST]), engine };
+    let sign_aud = suite.audience("/1.0/sign");
+
+    // Accepted: tokens from keystation-jose, PyJWT and jwcrypto.
+    let answer = suite.client().sign(&suite.csr, &suite.good(&new_jti())).await;
+    let first = suite.issued("keystation-jose ES256", &answer);
+    let py_claims = claims(&sign_aud, HOST, &[HOST], &new_jti());
+    let jwcrypto_claims = claims(&sign_aud, HOST, &[HOST], &new_jti());
+    let peers = python_tokens(
+        &suite.admin,
+        &[("pyjwt-es256", &py_claims), ("jwcrypto-es256", &jwcrypto_claims)],
+    );
+    for (name, token) in ["PyJWT ES256", "jwcrypto ES256"].iter().zip(&peers) {
+        let answer = suite.client().sign(&suite.csr, token).await;
+        suite.issued(name, &answer);
+    }
+
+    // Replay: the PyJWT token again.
+    let answer = suite.client().sign(&suite.csr, &peers[0]).await;
+    suite.refused("replay of a used token", &answer, 401, &["credential already used"]);
+
+    // --- refused before the signature is verified: a forger with a victim's jti --------
+
+    let pre = |what: &'static str| (what, new_jti());
+
+    // alg none, made here and by PyJWT.
+    let (case, jti) = pre("alg none");
+    let c = claims(&sign_aud, HOST, &[HOST], &jti);
+    let none =
+        forged(&json!({ "alg": "none", "typ": "JWT", "kid": suite.admin.kid }), &c, |_| Vec::new());
+    suite
+        .refused_then_jti_unspent(
+            case,
+            &suite.body(&none),
+            401,
+            &["signature does not verify"],
+            &jti,
+            None,
+        )
+        .await;
+
+    let (case, jti) = pre("alg none (PyJWT)");
+    let c = claims(&sign_aud, HOST, &[HOST], &jti);
+    let py_none = python_tokens(&suite.admin, &[("pyjwt-none", &c)]).remove(0);
+    suite
+        .refused_then_jti_unspent(
+            case,
+            &suite.body(&py_none),
+            401,
+            &["signature does not verify"],
+            &jti,
+            None,
+        )
+        .await;
+
+    // HS256 keyed with the provisioner's public key: its PEM here, its JWK with PyJWT.
+    let (case, jti) = pre("HS256 keyed with the public key's PEM");
+    let c = claims(&sign_aud, HOST, &[HOST], &jti);
+    let pem = suite.admin.public_pem();
+    let hs256 =
+        forged(&json!({ "alg": "HS256", "typ": "JWT", "kid": suite.admin.kid }), &c, |input| {
+            hmac_sha256(pem.as_bytes(), input)
+        });
+    suite
+        .refused_then_jti_unspent(
+            case,
+            &suite.body(&hs256),
+            401,
+            &["signature does not verify"],
+            &jti,
+            None,
+        )
+        .await;
+
+    let (case, jti) = pre("HS256 keyed with the public key's PEM (PyJWT)");
+    let c = claims(&sign_aud, HOST, &[HOST], &jti);
+    let py_hs256 = python_tokens(&suite.admin, &[("pyjwt-hs256-public-pem", &c)]).remove(0);
+    suite
+        .refused_then_jti_unspent(
+            case,
+            &suite.body(&py_hs256),
+            401,
+            &["signature does not verify"],
+            &jti,
+            None,
+        )
+        .await;
+
+    // ES256 with the provisioner's kid but another key.
+    let (case, jti) = pre("ES256 signed by another key under the provisioner's kid");
+    let c = claims(&sign_aud, HOST, &[HOST], &jti);
+    let other = PrivateJwk::generate(keystation_jose::Algorithm::Es256).unwrap();
+    let wrong_key = sign_jwt(&other, &Header::jwt(Some(suite.admin.kid.clone())), &c).unwrap();
+    suite
+        .refused_then_jti_unspent(
+            case,
+            &suite.body(&wrong_key),
+            401,
+            &["signature does not verify"],
+            &jti,
+            None,
+        )
+        .await;
+
+    // An unknown kid (a key the authority does not know, its own thumbprint as kid).
+    let (case, jti) = pre("unknown kid");
+    let c = claims(&sign_aud, HOST, &[HOST], &jti);
+    let other = other.with_kid("no-such-key");
+    let unknown = sign_jwt(&other, &Header::jwt(Some("no-such-key".into())), &c).unwrap();
+    suite
+        .refused_then_jti_unspent(
+            case,
+            &suite.body(&unknown),
+            401,
+            &["unknown issuer or key id"],
+            &jti,
+            None,
+        )
+        .await;
+
+    // --- refused after the signature verified: the same jti, corrected, succeeds --------
+
+    let jti = new_jti();
+    let mut c = claims(&sign_aud, HOST, &[HOST], &jti);
+    c.exp = None;
+    suite
+        .refused_then_jti_unspent(
+            "no exp",
+            &suite.body(&suite.admin.sign(&c)),
+            401,
+            &["no expiry"],
+            &jti,
+            None,
+        )
+        .await;
+
+    let jti = new_jti();
+    let mut c = claims(&sign_aud, HOST, &[HOST], &jti);
+    c.exp = Some(now() + 3600);
+    suite
+        .refused_then_jti_unspent(
+            "1 h lifetime",
+            &suite.body(&suite.admin.sign(&c)),
+            401,
+            &["lifetime too long"],
+            &jti,
+            None,
+        )
+        .await;
+
+    let jti = new_jti();
+    let mut c = claims(&sign_aud, HOST, &[HOST], &jti);
+    c.nbf = Some(now() + 600);
+    c.iat = Some(now() + 600);
+    c.exp = Some(now() + 600 + LIFETIME);
+    suite
+        .refused_then_jti_unspent(
+            "nbf 10 min ahead",
+            &suite.body(&suite.admin.sign(&c)),
+            401,
+            &["not yet valid"],
+            &jti,
+            None,
+        )
+        .await;
+
+    let wrong_audiences = [
+        (
+            "aud of another host",
+            format!("https://ca.elsewhere.test:{}/1.0/sign", suite.server.port),
+        ),
+        (
+            "aud of another port",
+            format!("https://127.0.0.1:{}/1.0/sign", suite.server.port.wrapping_add(1)),
+        ),
+        ("aud of the revoke path", format!("{}/1.0/revoke", suite.client().url())),
+        ("SSH audience on X.509", format!("{}/1.0/ssh/sign", suite.client().url())),
+        ("aud over http", format!("http://127.0.0.1:{}/1.0/sign", suite.server.port)),
+    ];
+    for (case, aud) in &wrong_audiences {
+        let jti = new_jti();
+        let c = claims(std::slice::from_ref(aud), HOST, &[HOST], &jti);
+        suite
+            .refused_then_jti_unspent(
+                case,
+                &suite.body(&suite.admin.sign(&c)),
+                401,
+                &["wrong audience"],
+                &jti,
+                None,
+            )
+            .await;
+    }
+
+    // A sign token presented to /1.0/revoke (its audience is /1.0/sign): refused, unspent.
+    let jti = new_jti();
+    let good = suite.good(&jti);
+    let serial = serial_of(&first);
+    let revoke = json!({ "serial": format!("0x{serial}"), "ott": good, "reasonCode": 1 });
+    let answer = suite.client().call("POST", "/1.0/revoke", Some(&revoke)).await.unwrap();
+    suite.refused("a sign token on /1.0/revoke", &answer, 401, &["wrong audience"]);
+    let answer = suite.client().sign(&suite.csr, &good).await;
+    suite.issued("the sign token refused on /1.0/revoke, then on /1.0/sign", &answer);
+
+    // An SSH token (step.ssh) with the X.509 audience.
+    let jti = new_jti();
+    let mut c = claims(&sign_aud, HOST, &[HOST], &jti);
+    let mut step = StepClaims::default();
+    step.ssh = Some(SshClaims::new(SshCertType::User, HOST, vec!["alice".into()]));
+    c.step = Some(step);
+    suite
+        .refused_then_jti_unspent(
+            "SSH token (step.ssh) on X.509",
+            &suite.body(&suite.admin.sign(&c)),
+            403,
+            &["violates provisioner policy"],
+            &jti,
+            None,
+        )
+        .await;
+
+    // CSR names beyond the token's sans: the very same token then succeeds with the right CSR.
+    let jti = new_jti();
+    let good = suite.good(&jti);
+    let wide = csr(HOST, &[HOST, "evil.negative.test"]);
+    let body = json!({ "csr": wide, "ott": good });
+    suite
+        .refused_then_jti_unspent(
+            "CSR SAN not in the token's sans",
+            &body,
+            403,
+            &["evil.negative.test", "does not allow"],
+            &jti,
+            Some(good.clone()),
+        )
+        .await;
+    let jti = new_jti();
+    let good = suite.good(&jti);
+    let other_cn = csr("other.negative.test", &[HOST]);
+    let body = json!({ "csr": other_cn, "ott": good });
+    suite
+        .refused_then_jti_unspent(
+            "CSR common name not in the token",
+            &body,
+            403,
+            &["other.negative.test"],
+            &jti,
+            Some(good.clone()),
+        )
+        .await;
+    let jti = new_jti();
+    let good = suite.good(&jti);
+    let ip = csr(HOST, &[HOST, "10.0.0.1"]);
+    let body = json!({ "csr": ip, "ott": good });
+    suite
+        .refused_then_jti_unspent(
+            "CSR IP SAN not in the token",
+            &body,
+            403,
+            &["10.0.0.1"],
+            &jti,
+            Some(good.clone()),
+        )
+        .await;
+
+    // Each refusal is a log line with its precise reason (never the token).
+    let log = suite.server.log();
+    for reason in [
+        "alg \\\"none\\\"",
+        "symmetric algorithm HS256",
+        "the token has no exp",
+        "the token lives 3600 s",
+        "is after now",
+        "does not name",
+        "names no known provisioner",
+        "CSR names a SAN the token does not allow",
+        "token replayed",
+    ] {
+        assert!(
+            log.contains(reason) || log.contains(&reason.replace("\\\"", "\"")),
+            "{engine:?}: the server log has no line with {reason:?}:\n{log}"
+        );
+    }
+    assert!(!log.contains(&suite.good(&new_jti())[..40]), "a token leaked into the log");
+    eprintln!("{engine:?} negative suite: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn negative_suite_sqlite() {
+    negative_suite(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn negative_suite_postgres() {
+    negative_suite(Engine::Postgres).await;
+}
+
+// --- 2. the replay race ------------------------------------------------------------------
+
+/// Two replicas (one state directory, one store), one token sent [`RACE_REQUESTS`] times at
+/// once, half to each: one certificate, every other answer a replay refusal.
+async fn replay_race(engine: Engine) {
+    let started = Instant::now();
+    let ports = [free_port(), free_port()];
+    let authority = Authority::init(engine, ports[0]);
+    let mut replicas =
+        [authority.serve(ports[0], "replica-1"), authority.serve(ports[1], "replica-2")];
+    for replica in &mut replicas {
+        replica.wait_healthy().await;
+    }
+    let admin = Admin::fetch(&replicas[0].client).await;
+    let jti = new_jti();
+    let subject = format!("race-{}.negative.test", &jti[..12]);
+    // One token good at both replicas: its audiences name both.
+    let audiences: Vec<String> =
+        replicas.iter().map(|r| format!("{}/1.0/sign", r.client.url())).collect();
+    let token = admin.sign(&claims(&audiences, &subject, &[&subject], &jti));
+    let body = json!({ "csr": csr(&subject, &[&subject]), "ott": token });
+
+    // Every connection is open (TLS done) before the first request leaves.
+    let mut connections = Vec::with_capacity(RACE_REQUESTS);
+    for i in 0..RACE_REQUESTS {
+        connections.push((i % 2, replicas[i % 2].client.connect().await.unwrap()));
+    }
+    let body = Arc::new(body);
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .map(|(replica, mut connection)| {
+            let body = body.clone();
+            tokio::spawn(async move {
+                (replica, connection.send("POST", "/1.0/sign", Some(&*body)).await)
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    let mut replayed = [0usize; 2];
+    let mut other = Vec::new();
+    for task in tasks {
+        let (replica, answer) = task.await.unwrap();
+        let answer = answer.unwrap_or_else(|e| panic!("replica {}: {e}", replica + 1));
+        match answer.status {
+            201 => created.push((replica, answer.json()["crt"].as_str().unwrap().to_owned())),
+            401 if answer.message().contains("credential already used") => replayed[replica] += 1,
+            _ => other.push((replica, answer)),
+        }
+    }
+    // The replicas' logs but for the (199) replay lines.
+    let logs = || {
+        let quiet = |log: String| {
+            log.lines().filter(|l| !l.contains("token replayed")).collect::<Vec<_>>().join("\n")
+        };
+        format!(
+            "---- replica 1 ----\n{}\n---- replica 2 ----\n{}",
+            quiet(replicas[0].log()),
+            quiet(replicas[1].log())
+        )
+    };
+    assert!(other.is_empty(), "{engine:?}: unexpected answers: {other:?}\n{}", logs());
+    assert_eq!(
+        created.len(),
+        1,
+        "{engine:?}: {} certificates for one token\n{}",
+        created.len(),
+        logs()
+    );
+    assert_eq!(replayed[0] + replayed[1], RACE_REQUESTS - 1);
+    let winner = created[0].0;
+    assert_eq!(replayed[winner] + 1, RACE_REQUESTS / 2, "each replica answered half");
+
+    // The store holds exactly that one certificate for the subject.
+    let store = authority.store().await;
+    let records = store.certificates_for_subject(&subject).await.unwrap();
+    assert_eq!(records.len(), 1, "{engine:?}: {records:?}");
+    assert_eq!(records[0].serial, serial_of(&created[0].1).trim_start_matches('0'));
+    store.close().await;
+    eprintln!(
+        "{engine:?} replay race: 1 × 201 from replica {}, {} + {} × 401 (already used), {:.1} s",
+        winner + 1,
+        replayed[0],
+        replayed[1],
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replay_race_two_replicas_sqlite() {
+    replay_race(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replay_race_two_replicas_postgres() {
+    replay_race(Engine::Postgres).await;
+}
+
+// --- 3. kill -9 and restart under load ---------------------------------------------------
+
+/// Sign requests from a few clients in a loop, fresh tokens each; the server is killed
+/// with SIGKILL mid-load and restarted; every certificate a client received is in the store.
+async fn kill_and_restart(engine: Engine) {
+    const WORKERS: usize = 4;
+    const BEFORE_KILL: usize = 30;
+    const AFTER_RESTART: usize = 30;
+    let started = Instant::now();
+    let port = free_port();
+    let authority = Authority::init(engine, port);
+    let mut server = authority.serve(port, "serve-1");
+    server.wait_healthy().await;
+    let admin = Arc::new(Admin::fetch(&server.client).await);
+    let client = server.client.clone();
+    let audience = vec![format!("{}/1.0/sign", client.url())];
+    let request = Arc::new(csr(HOST, &[HOST]));
+
+    let issued = Arc::new(Mutex::new(Vec::<String>::new()));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let interrupted = Arc::new(AtomicUsize::new(0));
+    let refusals = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (admin, client, audience, request) =
+                (admin.clone(), client.clone(), audience.clone(), request.clone());
+            let (issued, failures, interrupted, refusals, stop) = (
+                issued.clone(),
+                failures.clone(),
+                interrupted.clone(),
+                refusals.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let token = admin.sign(&claims(&audience, HOST, &[HOST], &new_jti()));
+                    let body = json!({ "csr": request.as_str(), "ott": token });
+                    match client.call("POST", "/1.0/sign", Some(&body)).await {
+                        Ok(a) if a.status == 201 => {
+                            issued
+                                .lock()
+                                .unwrap()
+                                .push(a.json()["crt"].as_str().unwrap().to_owned());
+                        }
+                        Ok(a) => refusals.lock().unwrap().push(format!("{} {}", a.status, a.text)),
+                        Err(e) => {
+                            // The server is down (or died mid-request): try again shortly.
+                            failures.fetch_add(1, Ordering::Relaxed);
+                            if !e.starts_with("connect:") {
+                                interrupted.fetch_add(1, Ordering::Relaxed);
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let wait_for = |count: usize| {
+        let issued = issued.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while issued.lock().unwrap().len() < count {
+                assert!(Instant::now() < deadline, "{count} certificates not reached in time");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    wait_for(BEFORE_KILL).await;
+    server.kill9();
+    let at_kill = issued.lock().unwrap().len();
+    let first_log = server.log();
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut server = authority.serve(port, "serve-2");
+    server.wait_healthy().await;
+    wait_for(at_kill + AFTER_RESTART).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+
+    let refusals = refusals.lock().unwrap().clone();
+    assert!(refusals.is_empty(), "{engine:?}: good requests refused: {refusals:#?}");
+    let failures = failures.load(Ordering::Relaxed);
+    let interrupted = interrupted.load(Ordering::Relaxed);
+    assert!(
+        interrupted > 0,
+        "{engine:?}: no request was cut off by the kill (of {failures} failed attempts)"
+    );
+
+    // Every certificate a client holds is recorded, with the same PEM.
+    let issued = issued.lock().unwrap().clone();
+    let store = authority.store().await;
+    for crt in &issued {
+        let serial = serial_of(crt);
+        let record = store.certificate(&serial).await.unwrap().unwrap_or_else(|| {
+            panic!(
+                "{engine:?}: certificate {serial} was handed out but is not in the store\n\
+                 ---- before the kill ----\n{first_log}\n---- after ----\n{}",
+                server.log_tail()
+            )
+        });
+        assert_eq!(record.pem.trim(), crt.trim(), "{engine:?}: {serial}");
+        assert_eq!(record.provisioner, PROVISIONER);
+    }
+    store.close().await;
+    eprintln!(
+        "{engine:?} kill -9 mid-load: {} certificates ({at_kill} before the kill), requests \
+         cut off by the kill: {interrupted}, failed attempts in all: {failures}; every \
+         certificate recorded; {:.1} s",
+        issued.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_and_restart_mid_load_sqlite() {
+    kill_and_restart(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_and_restart_mid_load_postgres() {
+    kill_and_restart(Engine::Postgres).await;
+}
+
+// --- 4. attestation refusals -------------------------------------------------------------
+//
+// tests/authority_enroll.rs covers a wrong touch policy end to end with the software card;
+// here, hand-made Yubico-style chains cover what a card cannot be made to present: an
+// expired device (F9) certificate and firmware below the provisioner's minimum.
+
+/// The card serial of the hand-made attestations.
+const CARD_SERIAL: u32 = 7_654_321;
+
+/// Yubico's arc `1.3.6.1.4.1.41482.3.<last>`.
+fn yubico_oid(last: u64) -> Vec<u64> {
+    vec![1, 3, 6, 1, 4, 1, 41482, 3, last]
+}
+
+/// `n` as a DER INTEGER.
+fn der_integer(n: u32) -> Vec<u8> {
+    let mut bytes = n.to_be_bytes().to_vec();
+    while bytes.len() > 1 && bytes[0] == 0 && bytes[1] & 0x80 == 0 {
+        bytes.remove(0);
+    }
+    if bytes[0] & 0x80 != 0 {
+        bytes.insert(0, 0);
+    }
+    let mut der = vec![0x02, bytes.len() as u8];
+    der.extend(bytes);
+    der
+}
+
+fn ca_params(cn: &str) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    params
+}
+
+/// An attestation root standing in for Yubico's.
+struct AttestationRoot {
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    pem: String,
+}
+
+impl AttestationRoot {
+    fn new() -> Self {
+        let params = ca_params("Negative Test PIV Attestation Root");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self { params, key, pem }
+    }
+
+    /// A `/1.0/sign-attested` body for `provisioner`: a key "attested" in slot 9a of card
+    /// [`CARD_SERIAL`] with `firmware`, PIN once and touch always, its device (F9)
+    /// certificate expired when `device_expired`; the CSR signed by that key.
+    fn attested(&self, provisioner: &str, firmware: [u8; 3], device_expired: bool) -> Value {
+        let root = rcgen::Issuer::from_params(&self.params, &self.key);
+        let device_key = rcgen::KeyPair::generate().unwrap();
+        let mut device = ca_params("Yubico PIV Attestation");
+        if device_expired {
+            device.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            device.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let device_pem = device.signed_by(&device_key, &root).unwrap().pem();
+        let device_issuer = rcgen::Issuer::from_params(&device, &device_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut slot = rcgen::CertificateParams::default();
+        slot.distinguished_name = rcgen::DistinguishedName::new();
+        slot.distinguished_name.push(rcgen::DnType::CommonName, "YubiKey PIV Attestation 9a");
+        slot.custom_extensions = vec![
+            rcgen::CustomExtension::from_oid_content(&yubico_oid(3), firmware.to_vec()),
+            rcgen::CustomExtension::from_oid_content(&yubico_oid(7), der_integer(CARD_SERIAL)),
+            // PIN policy once (2), touch policy always (2).
+            rcgen::CustomExtension::from_oid_content(&yubico_oid(8), vec![2, 2]),
+        ];
+        let slot_pem = slot.signed_by(&key, &device_issuer).unwrap().pem();
+        let mut request = rcgen::CertificateParams::default();
+        request.distinguished_name = rcgen::DistinguishedName::new();
+        request.distinguished_name.push(rcgen::DnType::CommonName, CARD_SERIAL.to_string());
+        let csr = request.serialize_request(&key).unwrap().pem().unwrap();
+        json!({
+            "provisioner": provisioner,
+            "csr": csr,
+            "attestation": { "slotCertificate": slot_pem, "intermediate": device_pem },
+        })
+    }
+}
+
+impl Authority {
+    /// `keystation authority provisioner add NAME ARGS…` (before `serve`).
+    fn add_provisioner(&self, name: &str, args: &[&str]) {
+        let mut command = keystation(self.dir.path());
+        command
+            .args(["authority", "provisioner", "add", name, "--dir"])
+            .arg(&self.state)
+            .args(args);
+        if let Some(url) = &self.database.url {
+            command.args(["--database", url]);
+        }
+        let output = command.output().expect("run keystation authority provisioner add");
+        assert!(
+            output.status.success(),
+            "provisioner add {name} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+async fn attestation_refusals(engine: Engine) {
+    let started = Instant::now();
+    let port = free_port();
+    let authority = Authority::init(engine, port);
+    let root = AttestationRoot::new();
+    let root_file = authority.dir.path().join("attestation-root.pem");
+    std::fs::write(&root_file, &root.pem).unwrap();
+    let root_arg = root_file.to_str().unwrap();
+    let kind = ["--type", "yubikey-attestation", "--root", root_arg];
+    authority.add_provisioner("yk-any", &kind);
+    authority.add_provisioner("yk-fw", &[&kind[..], &["--min-firmware", "5.2.3"]].concat());
+    let mut server = authority.serve(port, "serve");
+    server.wait_healthy().await;
+    let client = server.client.clone();
+    let post = |body: Value| {
+        let client = client.clone();
+        async move { client.call("POST", "/1.0/sign-attested", Some(&body)).await.unwrap() }
+    };
+    let store = authority.store().await;
+    let subject = CARD_SERIAL.to_string();
+    let recorded = || async { store.certificates_for_subject(&subject).await.unwrap().len() };
+
+    let refusals = [
+        (
+            "firmware 5.1.0 below the minimum 5.2.3",
+            root.attested("yk-fw", [5, 1, 0], false),
+            403,
+            "violates provisioner policy",
+        ),
+        (
+            "expired device (F9) certificate",
+            root.attested("yk-any", [5, 7, 1], true),
+            401,
+            "credential expired",
+        ),
+    ];
+    for (case, body, status, needle) in &refusals {
+        let answer = post(body.clone()).await;
+        assert!(
+            answer.status == *status && answer.message().contains(needle),
+            "{engine:?} {case}: expected {status} naming {needle:?}, got {} {}\n{}",
+            answer.status,
+            answer.text,
+            server.log_tail()
+        );
+        eprintln!("{engine:?} attestation, {case}: {} {}", answer.status, answer.message());
+    }
+    assert_eq!(recorded().await, 0, "{engine:?}: a refused attestation left a certificate");
+
+    // The controls: the same card's chain is good but for what was refused.
+    let answer = post(root.attested("yk-any", [5, 1, 0], false)).await;
+    assert_eq!(answer.status, 201, "{engine:?} 5.1.0 without a minimum: {}", answer.text);
+    let answer = post(root.attested("yk-fw", [5, 7, 1], false)).await;
+    assert_eq!(answer.status, 201, "{engine:?} 5.7.1 over the minimum: {}", answer.text);
+    assert_eq!(recorded().await, 2, "{engine:?}: the two accepted attestations");
+    store.close().await;
+
+    let log = server.log();
+    for reason in ["firmware 5.1.0 is below the minimum 5.2.3", "is not valid at"] {
+        assert!(log.contains(reason), "{engine:?}: no log line with {reason:?}:\n{log}");
+    }
+    eprintln!("{engine:?} attestation refusals: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attestation_refusals_sqlite() {
+    attestation_refusals(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attestation_refusals_postgres() {
+    attestation_refusals(Engine::Postgres).await;
+}
