@@ -82,6 +82,11 @@ pub struct TrustedKeys {
     pub keys: Vec<(Option<String>, PublicKey)>,
     /// DER certificates (roots, or a cloud's identity-document certificates).
     pub certificates: Vec<Vec<u8>>,
+    /// What a trusted third party said about this very credential, asked beforehand over
+    /// an authenticated channel: a Kubernetes API server's `TokenReview` status (JSON) for
+    /// a service-account token it alone can verify. Empty for credentials that are
+    /// verified with keys.
+    pub statements: Vec<String>,
 }
 
 /// Why a request was refused. Deliberately coarse towards clients (the service maps all

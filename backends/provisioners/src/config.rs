@@ -65,6 +65,17 @@ pub fn provisioner_from_json_in(
     json: &str,
     context: &ProvisionerContext,
 ) -> Result<Arc<dyn StepProvisioner>, Error> {
+    provisioner_from_json_with(json, context, &[])
+}
+
+/// [`provisioner_from_json_in`] that also builds the types of `factories` (the identity
+/// and cloud provisioners, each in its own crate): a type with a factory is built by it,
+/// before this crate's own types are tried.
+pub fn provisioner_from_json_with(
+    json: &str,
+    context: &ProvisionerContext,
+    factories: &[crate::Factory],
+) -> Result<Arc<dyn StepProvisioner>, Error> {
     #[derive(Deserialize)]
     struct Head {
         #[serde(rename = "type")]
@@ -76,7 +87,11 @@ pub fn provisioner_from_json_in(
         name: String::new(),
         reason: format!("not a provisioner object: {e}"),
     })?;
-    match ProvisionerKind::from_type_name(&head.kind) {
+    let kind = ProvisionerKind::from_type_name(&head.kind);
+    if let Some(factory) = factories.iter().find(|f| Some(f.kind) == kind) {
+        return (factory.build)(json, context);
+    }
+    match kind {
         Some(ProvisionerKind::Jwk) => Ok(Arc::new(JwkProvisioner::from_json_in(json, context)?)),
         Some(ProvisionerKind::X5c) => Ok(Arc::new(X5cProvisioner::from_json_in(json, context)?)),
         Some(ProvisionerKind::SshPop) => {
@@ -88,16 +103,22 @@ pub fn provisioner_from_json_in(
         Some(ProvisionerKind::YubiKeyAttestation) => {
             Ok(Arc::new(YubiKeyAttestationProvisioner::from_json(json, &context.claims)?))
         }
-        _ => Err(invalid(&head.name, format!("provisioner type {:?} is not supported", head.kind))),
+        Some(other) => Err(invalid(
+            &head.name,
+            format!("provisioner type {:?} is not built into this keystation (its cargo feature is off)", other.type_name()),
+        )),
+        None => Err(invalid(&head.name, format!("provisioner type {:?} is not supported", head.kind))),
     }
 }
 
-pub(crate) fn invalid(provisioner: &str, reason: impl Into<String>) -> Error {
+/// A provisioner configuration error naming `provisioner`.
+pub fn invalid(provisioner: &str, reason: impl Into<String>) -> Error {
     Error::InvalidProvisioner { name: provisioner.to_owned(), reason: reason.into() }
 }
 
-/// Checks the common fields and resolves the claims.
-pub(crate) fn common(
+/// Checks the common fields (`type` is `kind`, a name) and resolves the claims over the
+/// authority's: the declared claims (for writing the object back) and the effective ones.
+pub fn common(
     kind: ProvisionerKind,
     declared_type: &str,
     name: &str,
@@ -121,7 +142,7 @@ pub(crate) fn common(
 /// step-ca's `claims` object: durations as Go writes them (`5m0s`, `24h0m0s`).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ClaimsJson {
+pub struct ClaimsJson {
     #[serde(rename = "minTLSCertDuration", default, skip_serializing_if = "Option::is_none")]
     min_tls: Option<String>,
     #[serde(rename = "maxTLSCertDuration", default, skip_serializing_if = "Option::is_none")]
@@ -157,7 +178,8 @@ pub(crate) struct ClaimsJson {
 }
 
 impl ClaimsJson {
-    pub(crate) fn to_claims(&self, provisioner: &str) -> Result<Claims, Error> {
+    /// The claims, durations parsed; errors name `provisioner` and the field.
+    pub fn to_claims(&self, provisioner: &str) -> Result<Claims, Error> {
         let d = |field: &str, value: &Option<String>| -> Result<Option<Duration>, Error> {
             value
                 .as_deref()
@@ -186,7 +208,8 @@ impl ClaimsJson {
         })
     }
 
-    pub(crate) fn from_claims(claims: &Claims) -> Option<Self> {
+    /// The object for `claims`, or `None` when nothing is set.
+    pub fn from_claims(claims: &Claims) -> Option<Self> {
         if *claims == Claims::default() {
             return None;
         }
@@ -226,7 +249,9 @@ pub fn claims_to_json(claims: &Claims) -> String {
 
 /// step-ca's `options` object: accepted only when it configures nothing, since keystation
 /// does not apply templates and must not pretend to.
-pub(crate) fn check_no_templates(
+/// Refuses `options` that configure certificate templates, which keystation does not
+/// implement: a silently ignored template would issue other certificates than configured.
+pub fn check_no_templates(
     name: &str,
     options: Option<&serde_json::Value>,
 ) -> Result<(), Error> {

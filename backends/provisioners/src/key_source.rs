@@ -21,6 +21,20 @@ pub trait KeySource: Send + Sync {
 
     /// How long fetched keys may be used before fetching again.
     fn max_age(&self) -> Duration;
+
+    /// Whether the source must see each credential (a Kubernetes TokenReview asks the API
+    /// server about one token): then [`fetch_for`](KeySource::fetch_for) is called for
+    /// every request and nothing is cached. The default says no.
+    fn per_credential(&self) -> bool {
+        false
+    }
+
+    /// What the source says about `credential`; by default the same keys for every
+    /// credential, [`fetch`](KeySource::fetch).
+    async fn fetch_for(&self, credential: &str) -> Result<TrustedKeys, Error> {
+        let _ = credential;
+        self.fetch().await
+    }
 }
 
 #[cfg(test)]
@@ -35,7 +49,7 @@ mod tests {
         #[async_trait::async_trait]
         impl KeySource for Fixed {
             async fn fetch(&self) -> Result<TrustedKeys, Error> {
-                Ok(TrustedKeys { keys: vec![], certificates: vec![vec![0x30, 0x00]] })
+                Ok(TrustedKeys { certificates: vec![vec![0x30, 0x00]], ..TrustedKeys::default() })
             }
             fn max_age(&self) -> Duration {
                 12 * H

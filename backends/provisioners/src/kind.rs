@@ -104,6 +104,22 @@ pub trait StepProvisioner: Provisioner {
         None
     }
 
+    /// Whether a token that says what `peek` shows may be for this provisioner — step-ca's
+    /// routing (`LoadByToken`): by default its `iss` is the provisioner's name. OIDC routes
+    /// by client ID, K8sSA by its fixed issuer, AWS and GCP by their audience fragment,
+    /// Azure by tenant. Only routing: the provisioner then verifies the token.
+    fn routes(&self, peek: &crate::TokenPeek) -> bool {
+        peek.iss.as_deref() == Some(self.name())
+    }
+
+    /// Where the keys its tokens are verified with come from, when it fetches them (an
+    /// OpenID provider's JWKS, Google's certificates, a TokenReview); the authority caches
+    /// them ([`CachedKeys`](crate::CachedKeys)) and passes them to `authorize`. `None`
+    /// (the default) for provisioners whose keys are configured.
+    fn key_source(&self) -> Option<std::sync::Arc<dyn crate::KeySource>> {
+        None
+    }
+
     /// Its `ca.json` object as `/provisioners` lists it: public keys and step's
     /// `encryptedKey` only, never private material. The default names only `type` and
     /// `name`.

@@ -34,6 +34,7 @@ mod attestation;
 mod claims;
 mod config;
 mod error;
+mod extension;
 mod jwk;
 mod key_source;
 mod kind;
@@ -47,10 +48,13 @@ pub use attestation::{
 };
 pub use claims::{Claims, DurationBounds, EffectiveClaims};
 pub use config::{
-    ProvisionerContext, claims_from_json, claims_to_json, provisioner_from_json,
-    provisioner_from_json_in,
+    ClaimsJson, ProvisionerContext, check_no_templates, claims_from_json, claims_to_json, common,
+    invalid, provisioner_from_json, provisioner_from_json_in, provisioner_from_json_with,
 };
 pub use error::Error;
+pub use extension::{
+    CachedKeys, Factory, TOFU_PREFIX, TokenPeek, UNKNOWN_KID_REFETCH_INTERVAL, is_tofu_id, tofu_id,
+};
 pub use jwk::{JWK_OPERATIONS, JwkProvisioner};
 pub use key_source::KeySource;
 pub use kind::{CertificateKind, ProvisionerKind, StepProvisioner};

@@ -31,12 +31,15 @@ pub const LEEWAY: Duration = Duration::from_secs(60);
 
 /// A refusal: the coarse [`Denial`] for the client and a precise reason for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    pub(crate) denial: Denial,
-    pub(crate) reason: String,
+pub struct Refusal {
+    /// The coarse denial the client sees.
+    pub denial: Denial,
+    /// The precise reason, for the log.
+    pub reason: String,
 }
 
-pub(crate) fn refuse(denial: Denial, reason: impl Into<String>) -> Refusal {
+/// A refusal with its denial and the reason for the log.
+pub fn refuse(denial: Denial, reason: impl Into<String>) -> Refusal {
     Refusal { denial, reason: reason.into() }
 }
 
@@ -80,7 +83,7 @@ pub(crate) use token_provisioner;
 impl Refusal {
     /// Logs the refusal (no secrets: reasons name claims and checks, never key material)
     /// and turns it into core's error.
-    pub(crate) fn report(self, provisioner: &str) -> keystation_core::Error {
+    pub fn report(self, provisioner: &str) -> keystation_core::Error {
         tracing::info!(
             provisioner,
             denial = %self.denial,
@@ -92,7 +95,7 @@ impl Refusal {
 }
 
 /// What a JOSE error means to a client.
-pub(crate) fn jose_refusal(error: &keystation_jose::Error) -> Refusal {
+pub fn jose_refusal(error: &keystation_jose::Error) -> Refusal {
     use keystation_jose::Error as E;
     let denial = match error {
         E::NoneAlgorithm
@@ -108,7 +111,7 @@ pub(crate) fn jose_refusal(error: &keystation_jose::Error) -> Refusal {
 }
 
 /// Unix seconds of `time`, saturating (negative before 1970).
-pub(crate) fn unix(time: SystemTime) -> i64 {
+pub fn unix(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
@@ -116,7 +119,7 @@ pub(crate) fn unix(time: SystemTime) -> i64 {
 }
 
 /// The time `unix` seconds after 1970 (clamped at 1970).
-pub(crate) fn system_time(unix: i64) -> SystemTime {
+pub fn system_time(unix: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0))
 }
 
@@ -197,7 +200,7 @@ pub(crate) fn path_of(operation: Operation) -> Option<&'static str> {
 
 /// Checks that one of `token_audiences` names the endpoint `request_audience` for
 /// `operation`, with `fragment` (`x5c/<name>`, `sshpop/<name>`) or with none (JWK).
-pub(crate) fn check_audience(
+pub fn check_audience(
     token_audiences: &[String],
     request_audience: &str,
     operation: Operation,
@@ -234,7 +237,7 @@ pub(crate) fn check_audience(
 
 /// Checks `exp` (required), `nbf` and `iat` at `now` with [`LEEWAY`], and the lifetime
 /// `exp` − max(`nbf`, `iat`) (or − now when neither is present) against `max_lifetime`.
-pub(crate) fn check_times(
+pub fn check_times(
     claims: &Claims,
     now: i64,
     max_lifetime: Duration,
@@ -276,7 +279,7 @@ pub(crate) fn check_times(
 }
 
 /// Checks `iss`, `sub` and `jti`, returning `sub` and `jti`.
-pub(crate) fn check_identity<'c>(
+pub fn check_identity<'c>(
     claims: &'c Claims,
     provisioner: &str,
 ) -> Result<(&'c str, &'c str), Refusal> {
@@ -296,7 +299,7 @@ pub(crate) fn check_identity<'c>(
 /// The grant for a verified step token (JWK or X5C) whose time, audience and identity
 /// checks passed: subject, names and validity by operation, bounded by the claims and,
 /// for X5C, by the signing certificate's validity (`cap`, Unix seconds).
-pub(crate) fn step_grant(
+pub fn step_grant(
     provisioner: &str,
     token: &Claims,
     claims: &EffectiveClaims,

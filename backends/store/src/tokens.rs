@@ -44,6 +44,45 @@ impl Store {
         Ok(if done.rows_affected() == 1 { Spent::Fresh } else { Spent::Replayed })
     }
 
+    /// Forgets one spent id of `provisioner` whatever its expiry — the operator's reset of
+    /// an instance's trust-on-first-use record (step-ca has no such command,
+    /// certificates#99). Returns whether there was one.
+    pub async fn forget_spent_token(&self, provisioner: &str, jti: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM spent_tokens WHERE provisioner = $1 AND jti = $2")
+            .bind(provisioner)
+            .bind(jti)
+            .execute(self.pool())
+            .await
+            .map_err(db("forgetting a spent token id"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The spent ids of `provisioner` that start with `prefix` (trust-on-first-use records
+    /// are `tofu:<instance>`), oldest first, with when each was spent.
+    pub async fn spent_tokens_with_prefix(
+        &self,
+        provisioner: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, SystemTime)>> {
+        use sqlx::Row as _;
+        let rows = sqlx::query(
+            "SELECT jti, spent_at FROM spent_tokens WHERE provisioner = $1 ORDER BY spent_at, jti",
+        )
+        .bind(provisioner)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("listing spent token ids"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let jti: String = row.try_get("jti").map_err(db("reading a spent token id"))?;
+            let spent_at: i64 = row.try_get("spent_at").map_err(db("reading a spent token id"))?;
+            if jti.starts_with(prefix) {
+                out.push((jti, crate::from_secs("spent_at", spent_at)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Forgets the token ids whose `expires_at` is before `now`; returns how many.
     pub async fn purge_spent_tokens(&self, now: SystemTime) -> Result<u64> {
         let done = sqlx::query("DELETE FROM spent_tokens WHERE expires_at < $1")

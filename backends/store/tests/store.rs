@@ -23,6 +23,7 @@ on_both_engines!(
     provisioners_are_added_updated_listed_and_removed,
     admins_are_added_listed_and_removed,
     token_ids_are_spent_once_and_purged_after_expiry,
+    trust_on_first_use_records_are_listed_and_reset_one_by_one,
     a_token_replayed_200_times_on_two_replicas_is_fresh_once,
     certificates_are_recorded_once_and_found_by_serial_and_subject,
     revocations_keep_the_first_details,
@@ -221,6 +222,31 @@ async fn token_ids_are_spent_once_and_purged_after_expiry(db: &TestDb) {
     // An id the purge forgot is fresh again: why callers must only purge ids of tokens
     // that can no longer verify.
     assert_eq!(store.spend_token("jwk", "t1", at(1000)).await.unwrap(), Spent::Fresh);
+}
+
+async fn trust_on_first_use_records_are_listed_and_reset_one_by_one(db: &TestDb) {
+    let store = db.open().await;
+    let never = at(253_402_300_799);
+    assert_eq!(store.spend_token("aws", "tofu:i-0aaa", never).await.unwrap(), Spent::Fresh);
+    assert_eq!(store.spend_token("aws", "tofu:i-0bbb", never).await.unwrap(), Spent::Fresh);
+    assert_eq!(store.spend_token("aws", "jti-1", at(1000)).await.unwrap(), Spent::Fresh);
+    assert_eq!(store.spend_token("gcp", "tofu:i-0aaa", never).await.unwrap(), Spent::Fresh);
+    // Purging expired token ids leaves the permanent records.
+    store.purge_spent_tokens(at(5000)).await.unwrap();
+    let listed: Vec<String> = store
+        .spent_tokens_with_prefix("aws", "tofu:")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(listed, ["tofu:i-0aaa", "tofu:i-0bbb"]);
+    // Resetting one instance frees exactly that one, on that provisioner.
+    assert!(store.forget_spent_token("aws", "tofu:i-0aaa").await.unwrap());
+    assert!(!store.forget_spent_token("aws", "tofu:i-0aaa").await.unwrap());
+    assert_eq!(store.spend_token("aws", "tofu:i-0aaa", never).await.unwrap(), Spent::Fresh);
+    assert_eq!(store.spend_token("aws", "tofu:i-0bbb", never).await.unwrap(), Spent::Replayed);
+    assert_eq!(store.spend_token("gcp", "tofu:i-0aaa", never).await.unwrap(), Spent::Replayed);
 }
 
 async fn a_token_replayed_200_times_on_two_replicas_is_fresh_once(db: &TestDb) {
