@@ -2,6 +2,8 @@
 //! test's own, JSON, cache lifetimes, error statuses, limits, timeouts and the plain-HTTP
 //! policy.
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
