@@ -483,6 +483,7 @@ impl Drop for AbortOnDrop {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
