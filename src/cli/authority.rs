@@ -44,6 +44,38 @@ pub enum AuthorityCommand {
     /// Provisioning jobs for stations (defguard's worker protocol).
     #[command(subcommand)]
     Job(JobCommand),
+    /// Trust-on-first-use records of the cloud provisioners (AWS, GCP, Azure): one
+    /// certificate per instance until an operator resets the instance's record.
+    #[command(subcommand)]
+    Tofu(TofuCommand),
+}
+
+/// `keystation authority tofu …`
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum TofuCommand {
+    /// List the instances that got their certificate (provisioner, instance, when)
+    List {
+        /// Only this provisioner's
+        #[arg(long, value_name = "NAME")]
+        provisioner: Option<String>,
+        /// State directory, store.
+        #[command(flatten)]
+        authority: AuthorityOptions,
+    },
+    /// Forget one instance's record, so that it may get a certificate again (after it
+    /// was rebuilt, or its certificate lost)
+    Reset {
+        /// The provisioner
+        #[arg(long, value_name = "NAME")]
+        provisioner: String,
+        /// The instance as `tofu list` shows it (an EC2 instance ID, a GCP instance, an
+        /// Azure resource ID)
+        instance: String,
+        /// State directory, store.
+        #[command(flatten)]
+        authority: AuthorityOptions,
+    },
 }
 
 impl AuthorityCommand {
@@ -66,6 +98,11 @@ impl AuthorityCommand {
                 JobCommand::Add { authority, .. }
                 | JobCommand::List { authority }
                 | JobCommand::Show { authority, .. } => authority,
+            },
+            Self::Tofu(c) => match c {
+                TofuCommand::List { authority, .. } | TofuCommand::Reset { authority, .. } => {
+                    authority
+                }
             },
         }
     }
@@ -164,9 +201,76 @@ pub enum ProvisionerCommand {
 pub struct ProvisionerAddArgs {
     /// The provisioner's name
     pub name: String,
-    /// JWK, X5C, SSHPOP, token (a station's static token) or yubikey-attestation
+    /// JWK, X5C, SSHPOP, OIDC, K8sSA, AWS, GCP, Azure, token (a station's static token)
+    /// or yubikey-attestation
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: String,
+    /// OIDC: the client ID tokens must be for (their `aud`)
+    #[arg(long = "client-id", value_name = "ID")]
+    pub client_id: Option<String>,
+    /// OIDC: the client secret (stored with the provisioner; step's clients use it)
+    #[arg(long = "client-secret", value_name = "SECRET")]
+    pub client_secret: Option<String>,
+    /// OIDC: the provider's discovery URL (…/.well-known/openid-configuration)
+    #[arg(long = "configuration-endpoint", value_name = "URL")]
+    pub configuration_endpoint: Option<String>,
+    /// OIDC: an admin's e-mail (repeat)
+    #[arg(long = "admin", value_name = "EMAIL")]
+    pub admins: Vec<String>,
+    /// OIDC: an e-mail domain accepted (repeat; any when none)
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// OIDC: a group accepted (repeat; any when none)
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// OIDC: the tenant replacing {tenantid} in the discovery URL
+    #[arg(long = "tenant-id", value_name = "ID")]
+    pub tenant_id: Option<String>,
+    /// K8sSA: a PEM file of service-account signing keys (repeat)
+    #[arg(long = "public-key", value_name = "FILE")]
+    pub public_keys: Vec<PathBuf>,
+    /// AWS: an account ID accepted (repeat; any when none)
+    #[arg(long = "aws-account", value_name = "ID")]
+    pub aws_accounts: Vec<String>,
+    /// AWS, GCP: the oldest instance accepted, a Go duration (1h, 720h)
+    #[arg(long = "instance-age", value_name = "DURATION")]
+    pub instance_age: Option<String>,
+    /// AWS, GCP, Azure: certificate names only from the instance's identity
+    #[arg(long = "disable-custom-sans")]
+    pub disable_custom_sans: bool,
+    /// AWS, GCP, Azure: allow more than one certificate per instance (each token once)
+    #[arg(long = "disable-trust-on-first-use")]
+    pub disable_trust_on_first_use: bool,
+    /// AWS: the certificates the identity documents are verified with (PEM file; AWS's
+    /// published ones when not given)
+    #[arg(long = "iid-roots", value_name = "FILE")]
+    pub iid_roots: Option<PathBuf>,
+    /// GCP: a service account accepted (repeat)
+    #[arg(long = "gcp-service-account", value_name = "EMAIL")]
+    pub gcp_service_accounts: Vec<String>,
+    /// GCP: a project ID accepted (repeat)
+    #[arg(long = "gcp-project", value_name = "ID")]
+    pub gcp_projects: Vec<String>,
+    /// Azure: the tenant ID
+    #[arg(long = "azure-tenant", value_name = "ID")]
+    pub azure_tenant: Option<String>,
+    /// Azure: a resource group accepted (repeat)
+    #[arg(long = "azure-resource-group", value_name = "NAME")]
+    pub azure_resource_groups: Vec<String>,
+    /// Azure: a subscription ID accepted (repeat)
+    #[arg(long = "azure-subscription-id", value_name = "ID")]
+    pub azure_subscription_ids: Vec<String>,
+    /// Azure: an object ID accepted (repeat)
+    #[arg(long = "azure-object-id", value_name = "ID")]
+    pub azure_object_ids: Vec<String>,
+    /// Azure: the token audience (default https://management.azure.com/)
+    #[arg(long = "azure-audience", value_name = "URL")]
+    pub azure_audience: Option<String>,
+    /// Any other field of the type's ca.json object, NAME=VALUE (VALUE as JSON, else as a
+    /// string): keystation's additions such as certsUrl, openidConfigUrl, tokenReview,
+    /// audiences, maxTokenLifetime (repeat)
+    #[arg(long = "field", value_name = "NAME=VALUE")]
+    pub fields: Vec<String>,
     /// X5C and yubikey-attestation: a trusted root (PEM file; repeat for several)
     #[arg(long = "root", value_name = "FILE")]
     pub roots: Vec<PathBuf>,
@@ -377,7 +481,142 @@ pub fn run(
         }
         AuthorityCommand::Admin(command) => runtime()?.block_on(admin(command, settings, out)),
         AuthorityCommand::Job(command) => runtime()?.block_on(job(command, settings, out)),
+        AuthorityCommand::Tofu(command) => runtime()?.block_on(tofu(command, settings, out)),
     }
+}
+
+async fn tofu(
+    command: &TofuCommand,
+    settings: &Settings,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    use keystation_provisioners::TOFU_PREFIX;
+    let store = open_store(settings).await?;
+    let store_error =
+        |e: keystation_store::Error| Error::from(keystation_authority::Error::from(e));
+    match command {
+        TofuCommand::List { provisioner, .. } => {
+            let names: Vec<String> = match provisioner {
+                Some(name) => vec![name.clone()],
+                None => store
+                    .provisioners()
+                    .await
+                    .map_err(store_error)?
+                    .into_iter()
+                    .filter(|p| matches!(p.kind.as_str(), "AWS" | "GCP" | "Azure"))
+                    .map(|p| p.name)
+                    .collect(),
+            };
+            for name in names {
+                for (id, spent) in
+                    store.spent_tokens_with_prefix(&name, TOFU_PREFIX).await.map_err(store_error)?
+                {
+                    let instance = id.strip_prefix(TOFU_PREFIX).unwrap_or(&id);
+                    let secs = spent
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                    let when = keystation_authority::text::rfc3339(secs);
+                    writeln!(out, "{name}\t{instance}\t{when}")?;
+                }
+            }
+        }
+        TofuCommand::Reset { provisioner, instance, .. } => {
+            if store.provisioner(provisioner).await.map_err(store_error)?.is_none() {
+                return Err(usage(format!("no provisioner named {provisioner:?}")));
+            }
+            let id = keystation_provisioners::tofu_id(instance);
+            if !store.forget_spent_token(provisioner, &id).await.map_err(store_error)? {
+                return Err(usage(format!(
+                    "provisioner {provisioner:?} has no record of instance {instance:?} (see `keystation authority tofu list`)"
+                )));
+            }
+            writeln!(
+                out,
+                "instance {instance} of provisioner {provisioner} may get a certificate again"
+            )?;
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// The `ca.json` fields of an identity or cloud provisioner from `add`'s flags, with
+/// step-ca's names (and `--field NAME=VALUE` for keystation's additions).
+fn identity_fields(
+    kind: &str,
+    args: &ProvisionerAddArgs,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    use serde_json::json;
+    let mut fields = serde_json::Map::new();
+    let mut put = |key: &str, value: serde_json::Value| {
+        let empty = value.is_null()
+            || value.as_array().is_some_and(Vec::is_empty)
+            || value.as_bool() == Some(false);
+        if !empty {
+            fields.insert(key.to_owned(), value);
+        }
+    };
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))
+    };
+    match kind {
+        "OIDC" => {
+            put("clientID", json!(args.client_id));
+            put("clientSecret", json!(args.client_secret));
+            put("configurationEndpoint", json!(args.configuration_endpoint));
+            put("admins", json!(args.admins));
+            put("domains", json!(args.domains));
+            put("groups", json!(args.groups));
+            put("tenantID", json!(args.tenant_id));
+        }
+        "K8sSA" => {
+            use base64::Engine as _;
+            let mut pem = String::new();
+            for path in &args.public_keys {
+                pem.push_str(&read(path)?);
+            }
+            if !pem.is_empty() {
+                put("publicKeys", json!(base64::engine::general_purpose::STANDARD.encode(pem)));
+            }
+        }
+        "AWS" => {
+            put("accounts", json!(args.aws_accounts));
+            if let Some(path) = &args.iid_roots {
+                put("iidRoots", json!(path.display().to_string()));
+            }
+        }
+        "GCP" => {
+            put("serviceAccounts", json!(args.gcp_service_accounts));
+            put("projectIDs", json!(args.gcp_projects));
+        }
+        "Azure" => {
+            put("tenantID", json!(args.azure_tenant));
+            put("resourceGroups", json!(args.azure_resource_groups));
+            put("subscriptionIDs", json!(args.azure_subscription_ids));
+            put("objectIDs", json!(args.azure_object_ids));
+            put("audience", json!(args.azure_audience));
+        }
+        _ => {}
+    }
+    if matches!(kind, "AWS" | "GCP") {
+        put("instanceAge", json!(args.instance_age));
+    }
+    if matches!(kind, "AWS" | "GCP" | "Azure") {
+        put("disableCustomSANs", json!(args.disable_custom_sans));
+        put("disableTrustOnFirstUse", json!(args.disable_trust_on_first_use));
+    }
+    for field in &args.fields {
+        let (name, value) = field
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--field {field:?}: expected NAME=VALUE")))?;
+        if matches!(name, "type" | "name" | "claims") {
+            return Err(usage(format!("--field cannot set {name:?}")));
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+        fields.insert(name.to_owned(), value);
+    }
+    Ok(fields)
 }
 
 fn init(args: &InitArgs, settings: &Settings, out: &mut dyn Write) -> Result<(), Error> {
@@ -570,9 +809,20 @@ async fn provisioner(
                         provisioner_config::yubikey_attestation(&args.name, &policy, claims)?,
                     )
                 }
+                "oidc" | "k8ssa" | "k8s-sa" | "aws" | "gcp" | "azure" => {
+                    let kind = match args.kind.to_ascii_lowercase().as_str() {
+                        "oidc" => "OIDC",
+                        "k8ssa" | "k8s-sa" => "K8sSA",
+                        "aws" => "AWS",
+                        "gcp" => "GCP",
+                        _ => "Azure",
+                    };
+                    let fields = identity_fields(kind, args)?;
+                    (kind, provisioner_config::identity(kind, &args.name, fields, claims)?)
+                }
                 other => {
                     return Err(usage(format!(
-                        "provisioner type {other:?}: expected JWK, X5C, SSHPOP, token or yubikey-attestation"
+                        "provisioner type {other:?}: expected JWK, X5C, SSHPOP, OIDC, K8sSA, AWS, GCP, Azure, token or yubikey-attestation"
                     )));
                 }
             };
@@ -614,7 +864,7 @@ async fn provisioner(
                 return Err(usage("a provisioner's name cannot change"));
             }
             let text = object.to_string();
-            let built = keystation_provisioners::provisioner_from_json(&text, &Default::default())
+            let built = keystation_authority::provisioner_config::build(&text)
                 .map_err(keystation_authority::Error::from)?;
             store
                 .update_provisioner(name, built.kind().type_name(), &text)

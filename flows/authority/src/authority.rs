@@ -46,6 +46,14 @@ pub(crate) const LEEWAY: Duration = keystation_provisioners::token_checks::LEEWA
 /// How long the API's own TLS certificate lasts; it is issued anew at every start.
 const SERVER_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
 
+/// How long a trust-on-first-use record is kept: for good (9999-12-31), until an operator
+/// resets it (`keystation authority tofu reset`), as seconds since the epoch.
+const TOFU_KEPT_FOR: Duration = Duration::from_secs(253_402_300_799);
+
+/// The longest token lifetime any provisioner accepts (Azure's managed-identity tokens,
+/// which IMDS hands out for up to 24 h): spent token ids are kept at least this long.
+const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// How often the registry is reloaded from the store, so replicas see each other's changes.
 pub(crate) const REGISTRY_REFRESH: Duration = Duration::from_secs(5);
 
@@ -224,6 +232,7 @@ impl Authority {
         let registry = Registry::from_configs(
             store.provisioners().await?.into_iter().map(|p| p.config),
             &context,
+            None,
         )?;
 
         // The API's own certificate, for every configured name, with a fresh key.
@@ -296,9 +305,11 @@ impl Authority {
     /// Reloads the provisioners from the store (after a change, and on a timer so that
     /// replicas converge).
     pub async fn reload_provisioners(&self) -> Result<(), Error> {
+        let previous = self.registry();
         let registry = Registry::from_configs(
             self.store.provisioners().await?.into_iter().map(|p| p.config),
             &self.context,
+            Some(&previous),
         )?;
         match self.registry.write() {
             Ok(mut guard) => *guard = Arc::new(registry),
@@ -365,8 +376,10 @@ impl Authority {
 
     /// Authorizes a one-time token for `operation` on `path` (e.g. `/sign`): finds the
     /// provisioner it names and lets it decide, for each audience this authority answers
-    /// to. Returns the grant and the provisioner's name; spends nothing.
-    fn authorize_token(
+    /// to. Keys a provisioner fetches come from its cache; a token naming a key the cache
+    /// lacks makes one (rate-limited) refetch. Returns the grant and the provisioner's
+    /// name; spends nothing.
+    async fn authorize_token(
         &self,
         token: &str,
         operation: Operation,
@@ -388,16 +401,34 @@ impl Authority {
         let now = SystemTime::now();
         let mut last = None;
         for entry in candidates {
-            let keys = TrustedKeys::default();
-            for audience in self.audiences(path, host) {
+            let mut keys = self.trusted_keys(entry, token).await?;
+            let mut refetched = false;
+            let audiences = self.audiences(path, host);
+            let mut i = 0;
+            while let Some(audience) = audiences.get(i) {
+                i += 1;
                 let request = Request {
                     credential: Credential::Token(token),
                     operation,
-                    audience: &audience,
+                    audience,
                     subject_key,
                 };
                 match entry.provisioner.authorize(&request, &keys, now) {
                     Ok(grant) => return Ok((grant, entry.clone())),
+                    Err(keystation_core::Error::Unauthorized(Denial::UnknownKey))
+                        if !refetched && entry.keys.is_some() =>
+                    {
+                        refetched = true;
+                        if let Some(fresh) = self.refetch_keys(entry).await? {
+                            keys = fresh;
+                            i -= 1;
+                            continue;
+                        }
+                        return Err(core_refusal(
+                            &entry.name,
+                            keystation_core::Error::Unauthorized(Denial::UnknownKey),
+                        ));
+                    }
                     Err(keystation_core::Error::Unauthorized(Denial::WrongAudience)) => {
                         last = Some((
                             entry.name.clone(),
@@ -414,13 +445,49 @@ impl Authority {
         }
     }
 
+    /// The keys `entry` verifies `token` with: none for configured keys, else from its
+    /// cache (fetched when stale). A source that cannot be reached refuses the request with
+    /// a message naming it (no secret: URLs only).
+    async fn trusted_keys(&self, entry: &Entry, token: &str) -> Result<TrustedKeys, ApiError> {
+        let Some(cache) = &entry.keys else { return Ok(TrustedKeys::default()) };
+        cache.keys_for(token).await.map_err(|error| {
+            tracing::warn!(provisioner = %entry.name, %error, "cannot fetch the provisioner's keys");
+            ApiError::unavailable(format!(
+                "provisioner {:?} cannot fetch the keys it verifies with: {error}",
+                entry.name
+            ))
+        })
+    }
+
+    /// A forced refetch after an unknown `kid`, at most once per interval.
+    async fn refetch_keys(&self, entry: &Entry) -> Result<Option<TrustedKeys>, ApiError> {
+        let Some(cache) = &entry.keys else { return Ok(None) };
+        cache.refetch_for_unknown_kid().await.map_err(|error| {
+            tracing::warn!(provisioner = %entry.name, %error, "cannot refetch the provisioner's keys");
+            ApiError::unavailable(format!(
+                "provisioner {:?} cannot fetch the keys it verifies with: {error}",
+                entry.name
+            ))
+        })
+    }
+
     /// Spends the grant's single-use id, refusing a replay. Called only once everything
-    /// about the request has been checked.
+    /// about the request has been checked. A trust-on-first-use id (a cloud instance's
+    /// first certificate) is kept until an operator resets it; a token id until the token
+    /// could no longer verify.
     async fn spend(&self, grant: &Grant) -> Result<(), ApiError> {
         let Some(jti) = &grant.replay_id else { return Ok(()) };
         // A token is worthless after its `exp`, which lies at most the bounded lifetime
-        // plus the leeway ahead: keep the record until then.
-        let keep_until = SystemTime::now() + self.config.max_token_lifetime() + 2 * LEEWAY;
+        // plus the leeway ahead: keep the record until then. Provisioners whose tokens
+        // live longer (ID tokens, cloud identity tokens) bound them themselves; keep their
+        // ids for the longest such lifetime.
+        let keep_until = if keystation_provisioners::is_tofu_id(jti) {
+            UNIX_EPOCH + TOFU_KEPT_FOR
+        } else {
+            SystemTime::now()
+                + self.config.max_token_lifetime().max(LONGEST_TOKEN_LIFETIME)
+                + 2 * LEEWAY
+        };
         match self.store.spend_token(&grant.provisioner, jti, keep_until).await {
             Ok(Spent::Fresh) => Ok(()),
             Ok(Spent::Replayed) => {
@@ -513,8 +580,9 @@ impl Authority {
         host: Option<&str>,
     ) -> Result<SignResponse, ApiError> {
         let csr = Self::check_csr(csr)?;
-        let (grant, entry) =
-            self.authorize_token(ott, Operation::SignX509, "/sign", host, Some(&csr.public_key))?;
+        let (grant, entry) = self
+            .authorize_token(ott, Operation::SignX509, "/sign", host, Some(&csr.public_key))
+            .await?;
         // Every name the request asks for must be one the token allows.
         if let Some(name) = csr.sans.iter().find(|s| !grant.sans.contains(s)) {
             tracing::warn!(provisioner = %entry.name, name = %name, "CSR names a SAN the token does not allow");
@@ -674,13 +742,15 @@ impl Authority {
                 ))
             })?;
         let (provisioner, mtls, grant) = if !req.ott.is_empty() {
-            let (grant, entry) = self.authorize_token(
-                &req.ott,
-                Operation::RevokeX509,
-                "/revoke",
-                caller.host.as_deref(),
-                None,
-            )?;
+            let (grant, entry) = self
+                .authorize_token(
+                    &req.ott,
+                    Operation::RevokeX509,
+                    "/revoke",
+                    caller.host.as_deref(),
+                    None,
+                )
+                .await?;
             if serial_hex(&grant.subject).as_deref() != Some(serial.as_str()) {
                 return Err(ApiError::unauthorized(format!(
                     "unauthorized: the token is for serial {:?}, not {:?}",
@@ -816,7 +886,8 @@ impl Authority {
             SshCertType::User => Operation::SignSshUser,
             SshCertType::Host => Operation::SignSshHost,
         };
-        let (grant, entry) = self.authorize_token(&req.ott, operation, "/ssh/sign", host, None)?;
+        let (grant, entry) =
+            self.authorize_token(&req.ott, operation, "/ssh/sign", host, None).await?;
         let principals =
             if req.principals.is_empty() { grant.sans.clone() } else { req.principals.clone() };
         if let Some(p) = principals.iter().find(|p| !grant.sans.contains(p)) {
@@ -878,7 +949,7 @@ impl Authority {
         } else {
             (Operation::RenewSsh, "/ssh/renew")
         };
-        let (grant, entry) = self.authorize_token(&req.ott, operation, path, host, None)?;
+        let (grant, entry) = self.authorize_token(&req.ott, operation, path, host, None).await?;
         let line = Self::sshpop_certificate(&req.ott)?;
         let current = keystation_ca::SshCertificate::parse(&line)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -930,7 +1001,7 @@ impl Authority {
                 ))
             })?;
         let (grant, entry) =
-            self.authorize_token(&req.ott, Operation::RevokeSsh, "/ssh/revoke", host, None)?;
+            self.authorize_token(&req.ott, Operation::RevokeSsh, "/ssh/revoke", host, None).await?;
         if grant.subject != serial.to_string() {
             return Err(ApiError::unauthorized(format!(
                 "unauthorized: the token is for serial {:?}",
@@ -1033,13 +1104,9 @@ impl Authority {
                 "unauthorized: the admin API needs an admin certificate or token",
             ));
         };
-        let (grant, _) = self.authorize_token(
-            token,
-            Operation::Administer,
-            "/admin",
-            caller.host.as_deref(),
-            None,
-        )?;
+        let (grant, _) = self
+            .authorize_token(token, Operation::Administer, "/admin", caller.host.as_deref(), None)
+            .await?;
         let Some(admin) = admins
             .iter()
             .find(|a| a.subject == grant.subject && a.provisioner == grant.provisioner)
@@ -1063,8 +1130,12 @@ impl Authority {
         who: &Admin,
     ) -> Result<(), ApiError> {
         let text = config.to_string();
-        let provisioner = keystation_provisioners::provisioner_from_json_in(&text, &self.context)
-            .map_err(|e| ApiError::bad_request(format!("provisioner: {e}")))?;
+        let provisioner = keystation_provisioners::provisioner_from_json_with(
+            &text,
+            &self.context,
+            &crate::registry::factories(),
+        )
+        .map_err(|e| ApiError::bad_request(format!("provisioner: {e}")))?;
         let new = NewProvisioner {
             name: provisioner.name().to_owned(),
             kind: provisioner.kind().type_name().to_owned(),
@@ -1085,8 +1156,12 @@ impl Authority {
         who: &Admin,
     ) -> Result<(), ApiError> {
         let text = config.to_string();
-        let provisioner = keystation_provisioners::provisioner_from_json_in(&text, &self.context)
-            .map_err(|e| ApiError::bad_request(format!("provisioner: {e}")))?;
+        let provisioner = keystation_provisioners::provisioner_from_json_with(
+            &text,
+            &self.context,
+            &crate::registry::factories(),
+        )
+        .map_err(|e| ApiError::bad_request(format!("provisioner: {e}")))?;
         if provisioner.name() != name {
             return Err(ApiError::bad_request("a provisioner's name cannot change"));
         }

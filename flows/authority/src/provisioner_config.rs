@@ -19,11 +19,41 @@ fn with_claims(mut object: Value, claims: Option<Value>) -> Value {
     object
 }
 
-/// Checks `object` by building the provisioner from it; returns its text.
+/// Checks `object` by building the provisioner from it (with every type this build
+/// has); returns its text.
 fn checked(object: Value) -> Result<String, Error> {
     let text = object.to_string();
-    keystation_provisioners::provisioner_from_json(&text, &Claims::default())?;
+    build(&text)?;
     Ok(text)
+}
+
+/// The provisioner a `ca.json` object describes, read with every type this build has (the
+/// identity and cloud types behind their cargo features) and the built-in claims.
+pub fn build(
+    json: &str,
+) -> Result<std::sync::Arc<dyn keystation_provisioners::StepProvisioner>, Error> {
+    let context = keystation_provisioners::ProvisionerContext::with_claims(Claims::default());
+    Ok(keystation_provisioners::provisioner_from_json_with(
+        json,
+        &context,
+        &crate::registry::factories(),
+    )?)
+}
+
+/// An identity or cloud provisioner — `OIDC`, `K8sSA`, `AWS`, `GCP`, `Azure` — from its
+/// `ca.json` fields (step-ca's names: `clientID`, `configurationEndpoint`, `accounts`,
+/// `projectIDs`, `tenantID`, …), checked by the type's own crate.
+pub fn identity(
+    kind: &str,
+    name: &str,
+    fields: serde_json::Map<String, Value>,
+    claims: Option<Value>,
+) -> Result<String, Error> {
+    let mut object = serde_json::Map::new();
+    object.insert("type".into(), json!(kind));
+    object.insert("name".into(), json!(name));
+    object.extend(fields);
+    checked(with_claims(Value::Object(object), claims))
 }
 
 /// A JWK provisioner with a new ES256 key, its private half stored as step's

@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use keystation_provisioners::{ProvisionerContext, ProvisionerKind, StepProvisioner};
+use keystation_provisioners::{
+    CachedKeys, Factory, ProvisionerContext, ProvisionerKind, StepProvisioner, TokenPeek,
+};
 
 use crate::error::Error;
 
@@ -24,6 +26,31 @@ pub(crate) struct Entry {
     /// Its `ca.json` object (public keys and `encryptedKey` only); shared, because every
     /// authorized request takes a copy of its entry.
     pub(crate) config: Arc<serde_json::Value>,
+    /// The keys it fetches (a JWKS, a TokenReview), cached; `None` for provisioners whose
+    /// keys are configured.
+    pub(crate) keys: Option<Arc<CachedKeys>>,
+    /// The stored object it was built from: an unchanged provisioner keeps its key cache
+    /// across reloads.
+    stored: Arc<str>,
+}
+
+/// The factories of the identity and cloud provisioners this build has (cargo features
+/// `oidc`, `k8s-sa`, `iid-aws`, `iid-gcp`, `iid-azure`); the other types are
+/// keystation-provisioners' own.
+pub(crate) fn factories() -> Vec<Factory> {
+    #[allow(unused_mut)]
+    let mut factories = Vec::new();
+    #[cfg(feature = "oidc")]
+    factories.push(keystation_oidc::FACTORY);
+    #[cfg(feature = "k8s-sa")]
+    factories.push(keystation_k8s_sa::FACTORY);
+    #[cfg(feature = "iid-aws")]
+    factories.push(keystation_iid_aws::FACTORY);
+    #[cfg(feature = "iid-gcp")]
+    factories.push(keystation_iid_gcp::FACTORY);
+    #[cfg(feature = "iid-azure")]
+    factories.push(keystation_iid_azure::FACTORY);
+    factories
 }
 
 /// The provisioners, in the order they were added.
@@ -56,22 +83,35 @@ fn step_ca_knows(kind: ProvisionerKind) -> bool {
 }
 
 impl Registry {
-    /// Builds the registry from `ca.json` objects.
+    /// Builds the registry from `ca.json` objects. A provisioner whose object is the same
+    /// as in `previous` keeps its cached keys.
     pub(crate) fn from_configs(
         configs: impl IntoIterator<Item = String>,
         context: &ProvisionerContext,
+        previous: Option<&Registry>,
     ) -> Result<Self, Error> {
+        let factories = factories();
         let mut entries = Vec::new();
         for text in configs {
-            let provisioner = keystation_provisioners::provisioner_from_json_in(&text, context)?;
+            let provisioner =
+                keystation_provisioners::provisioner_from_json_with(&text, context, &factories)?;
             // What clients see: the provisioner's own public form, never the stored text.
             let config: serde_json::Value = serde_json::from_str(&provisioner.to_json())
                 .map_err(|e| Error::Config(format!("provisioner {:?}: {e}", provisioner.name())))?;
+            let stored: Arc<str> = Arc::from(text.as_str());
+            let kept = previous
+                .and_then(|r| r.by_name(provisioner.name()))
+                .filter(|e| e.stored == stored)
+                .and_then(|e| e.keys.clone());
+            let keys =
+                kept.or_else(|| provisioner.key_source().map(|s| Arc::new(CachedKeys::new(s))));
             entries.push(Entry {
                 name: provisioner.name().to_owned(),
                 kind: provisioner.kind(),
                 provisioner,
                 config: Arc::new(config),
+                keys,
+                stored,
             });
         }
         Ok(Self { entries })
@@ -87,14 +127,15 @@ impl Registry {
         &self.entries
     }
 
-    /// The provisioners a JWT may be for: those named by its `iss` (JWK, X5C, SSHPOP …)
-    /// and, for JWK, holding the key its `kid` names. The token is only peeked at here;
-    /// the provisioner verifies it.
+    /// The provisioners a JWT may be for: those its claims route to (step-ca's
+    /// `LoadByToken`: `iss` for JWK, X5C and SSHPOP, the client ID for OIDC, the audience
+    /// fragment for AWS and GCP, the tenant for Azure …) and, for JWK, holding the key its
+    /// `kid` names. The token is only peeked at here; the provisioner verifies it.
     pub(crate) fn for_token(&self, token: &str) -> Vec<&Entry> {
-        let Some(peek) = Peek::of(token) else { return Vec::new() };
+        let Some(peek) = TokenPeek::of(token) else { return Vec::new() };
         self.entries
             .iter()
-            .filter(|e| peek.issuer.as_deref() == Some(e.name.as_str()))
+            .filter(|e| e.provisioner.routes(&peek))
             .filter(|e| match (e.kind, &peek.kid) {
                 (ProvisionerKind::Jwk, Some(kid)) => {
                     e.config["key"]["kid"].as_str() == Some(kid.as_str())
@@ -122,32 +163,5 @@ impl Registry {
             .filter(|e| e.kind == ProvisionerKind::Jwk)
             .find(|e| e.config["key"]["kid"].as_str() == Some(kid))
             .and_then(|e| e.config["encryptedKey"].as_str().map(str::to_owned))
-    }
-}
-
-/// What a JWT names before it is verified: enough to find its provisioner.
-struct Peek {
-    issuer: Option<String>,
-    kid: Option<String>,
-}
-
-impl Peek {
-    fn of(token: &str) -> Option<Self> {
-        use base64::Engine as _;
-        let mut parts = token.split('.');
-        let (header, payload) = (parts.next()?, parts.next()?);
-        let decode = |part: &str| -> Option<serde_json::Value> {
-            if part.len() > 64 * 1024 {
-                return None;
-            }
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()?;
-            serde_json::from_slice(&bytes).ok()
-        };
-        let header = decode(header)?;
-        let payload = decode(payload)?;
-        Some(Self {
-            issuer: payload["iss"].as_str().map(str::to_owned),
-            kid: header["kid"].as_str().map(str::to_owned),
-        })
     }
 }

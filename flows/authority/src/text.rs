@@ -3,6 +3,9 @@
 //! is total: any input gives a value or `None`/an error, never a panic (fuzzed by
 //! `fuzz/fuzz_targets/authority_bodies.rs`).
 
+/// RFC 3339 text of unix seconds (UTC), as step-ca writes times.
+pub use keystation_x509::rfc3339;
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
