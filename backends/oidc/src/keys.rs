@@ -217,8 +217,7 @@ impl OidcKeySource {
             .get_json(&self.discovery, &[("accept", "application/json")])
             .await
             .map_err(|e| fetch_error(&self.discovery, e))?;
-        let unusable =
-            |reason: String| Error::Discovery { url: self.discovery.clone(), reason };
+        let unusable = |reason: String| Error::Discovery { url: self.discovery.clone(), reason };
         if discovery.issuer.is_empty() {
             return Err(unusable("issuer is empty".into()));
         }
@@ -285,6 +284,7 @@ impl keystation_provisioners::KeySource for OidcKeySource {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -311,8 +311,7 @@ mod tests {
     #[test]
     fn unusable_keys_are_skipped_and_algorithms_kept() {
         let es = keystation_jose::PrivateJwk::generate(Algorithm::Es256).unwrap();
-        let mut es_json: serde_json::Value =
-            serde_json::from_str(&es.public().to_json()).unwrap();
+        let mut es_json: serde_json::Value = serde_json::from_str(&es.public().to_json()).unwrap();
         es_json["kid"] = "ec".into();
         es_json["alg"] = "ES256".into();
         let jwks = serde_json::json!({"keys": [
@@ -332,9 +331,6 @@ mod tests {
         let none = serde_json::json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]});
         let e = trusted_keys_from_jwks("i", none.to_string().as_bytes(), "u").unwrap_err();
         assert!(matches!(e, Error::NoUsableKey { skipped: 1, .. }), "{e}");
-        assert!(matches!(
-            trusted_keys_from_jwks("i", b"[]", "u"),
-            Err(Error::NotAKeySet { .. })
-        ));
+        assert!(matches!(trusted_keys_from_jwks("i", b"[]", "u"), Err(Error::NotAKeySet { .. })));
     }
 }

@@ -293,8 +293,7 @@ impl OidcProvisioner {
         let tenant_id = config.tenant_id.filter(|t| !t.is_empty());
         let fetcher = Fetcher::new(FetchOptions::default())
             .map_err(|e| invalid(name, format!("HTTP client: {e}")))?;
-        let source =
-            OidcKeySource::new(fetcher, discovery_url(endpoint), tenant_id.clone());
+        let source = OidcKeySource::new(fetcher, discovery_url(endpoint), tenant_id.clone());
         Ok(Self {
             name: config.name.clone(),
             client_id: config.client_id,
@@ -459,7 +458,7 @@ impl OidcProvisioner {
                 format!("iss {:?} is not the provider's issuer {issuer:?}", claims.iss),
             ));
         }
-        if !claims.aud.iter().any(|a| *a == self.client_id) {
+        if !claims.aud.contains(&self.client_id) {
             return Err(refuse(
                 Denial::WrongAudience,
                 format!("aud {:?} does not contain client ID {:?}", claims.aud, self.client_id),
@@ -673,7 +672,7 @@ impl StepProvisioner for OidcProvisioner {
     /// by `iss` == name: the issuer is the provider's URL.
     fn routes(&self, peek: &TokenPeek) -> bool {
         let for_client = peek.azp.as_deref() == Some(self.client_id.as_str())
-            || peek.aud.iter().any(|a| *a == self.client_id);
+            || peek.aud.contains(&self.client_id);
         let tenant_ok = match (&self.tenant_id, &peek.tid) {
             (Some(tenant), Some(tid)) => tenant == tid,
             _ => true,
@@ -691,6 +690,7 @@ impl StepProvisioner for OidcProvisioner {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
