@@ -8,6 +8,8 @@
 
 #[cfg(feature = "authority")]
 pub mod authority;
+#[cfg(any(feature = "iid-aws", feature = "iid-gcp", feature = "iid-azure"))]
+pub mod ca;
 #[cfg(feature = "pcsc")]
 pub mod card;
 #[cfg(feature = "kube")]
@@ -100,6 +102,10 @@ pub enum Command {
     #[cfg(feature = "kube")]
     #[command(subcommand)]
     Kube(kube::KubeCommand),
+    /// A client of an authority: the token a cloud instance presents (token).
+    #[cfg(any(feature = "iid-aws", feature = "iid-gcp", feature = "iid-azure"))]
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
 }
 
 /// `keystation config …`
@@ -214,6 +220,8 @@ pub fn execute(
         Command::Kube(command) => kube::run(command, &loaded.settings, out)?,
         #[cfg(feature = "authority")]
         Command::Authority(command) => authority::run(command, &loaded.settings, out)?,
+        #[cfg(any(feature = "iid-aws", feature = "iid-gcp", feature = "iid-azure"))]
+        Command::Ca(command) => ca::run(command, out)?,
     }
     Ok(())
 }

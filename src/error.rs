@@ -63,9 +63,13 @@ pub enum Error {
     Authority(#[from] keystation_authority::Error),
     /// A command was given flags that do not fit together, or a file it needs is missing
     /// (the process exits with status 2).
-    #[cfg(feature = "authority")]
     #[error("{0}")]
     Usage(String),
+    /// `keystation ca token` could not read the instance's identity from its metadata
+    /// service.
+    #[cfg(any(feature = "iid-aws", feature = "iid-gcp", feature = "iid-azure"))]
+    #[error("reading the instance identity from the metadata service: {0}")]
+    InstanceIdentity(String),
     /// The software card's state file (`keystation simulate --state`) could not be read,
     /// is corrupt, or could not be written.
     #[cfg(feature = "softcard")]
@@ -78,7 +82,6 @@ impl Error {
     pub fn is_configuration(&self) -> bool {
         match self {
             Self::Config(_) => true,
-            #[cfg(feature = "authority")]
             Self::Usage(_) => true,
             #[cfg(feature = "grpc")]
             Self::Station(error) => error.is_configuration(),

