@@ -60,8 +60,8 @@
 //!   `user.username` = the token's `sub`, a service account, with a `status.audiences`
 //!   entry among `audiences` (an empty list means "valid for the API server", which is
 //!   refused). The token's payload, vouched for by the API server, is still read for
-//!   `iss`, `aud`, `exp` and `jti`. Tokens that would be refused anyway (other issuer, no
-//!   or a past `exp`) are not sent to the API server.
+//!   `iss`, `aud`, `exp` and `jti`. Tokens that would be refused anyway (other issuer or
+//!   audience, no or a past `exp`) are not sent to the API server.
 //! * Both: `iss` is `kubernetes/serviceaccount` (legacy, if allowed) or `issuer`; a bound
 //!   token's `aud` names one of `audiences`; `exp` is required for bound tokens and checked
 //!   with 60 s of leeway, as are `nbf` and `iat`; the lifetime is at most

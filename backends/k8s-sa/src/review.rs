@@ -188,8 +188,8 @@ pub(crate) struct ReviewTarget {
 
 /// The K8sSA provisioner's [`KeySource`] with `tokenReview`: for each token, a review by
 /// the API server (see the module documentation), unless the token is one the
-/// provisioner would refuse anyway (not a JWT, another issuer, no or a past `exp`): then
-/// no request is made and `authorize` refuses it for that reason.
+/// provisioner would refuse anyway (not a JWT, another issuer or audience, no or a past
+/// `exp`): then no request is made and `authorize` refuses it for that reason.
 pub struct TokenReviewSource {
     endpoint: String,
     fetcher: Fetcher,
@@ -239,12 +239,15 @@ impl TokenReviewSource {
         &self.endpoint
     }
 
-    /// Whether `token` is worth a review: a JWT of the configured issuer with an `exp`
-    /// not yet past (with the leeway).
+    /// Whether `token` is worth a review: a JWT of the configured issuer, for one of the
+    /// audiences, with an `exp` not yet past (with the leeway).
     fn worth_asking(&self, token: &str) -> Result<(), String> {
         let claims = parse_payload(token)?;
         if claims.iss.as_deref() != Some(self.issuer.as_str()) {
             return Err(format!("iss {:?} is not {:?}", claims.iss, self.issuer));
+        }
+        if !claims.aud.iter().any(|a| self.audiences.contains(a)) {
+            return Err(format!("aud {:?} names none of {:?}", claims.aud, self.audiences));
         }
         let now = keystation_provisioners::token_checks::unix(std::time::SystemTime::now());
         let leeway = keystation_provisioners::token_checks::LEEWAY.as_secs() as i64;
