@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use keystation_core::provisioner::{
-    Credential, Denial, Grant, Operation, Request, TrustedKeys,
-};
+use keystation_core::provisioner::{Credential, Denial, Grant, Operation, Request, TrustedKeys};
 use keystation_jose::{Algorithm, Claims, Jwk};
 use keystation_provisioners::token_checks::{
     Refusal, check_times, jose_refusal, refuse, system_time, unix,
@@ -425,10 +423,7 @@ impl K8sSaProvisioner {
         let (subject, replay_id) = match &self.mode {
             Mode::Keys(public_keys) => {
                 let alg = jws.header().algorithm().map_err(|e| jose_refusal(&e))?;
-                let mut candidates = public_keys
-                    .iter()
-                    .filter(|k| k.algorithm() == alg)
-                    .peekable();
+                let mut candidates = public_keys.iter().filter(|k| k.algorithm() == alg).peekable();
                 if candidates.peek().is_none() {
                     return Err(refuse(
                         Denial::UnknownKey,
@@ -451,7 +446,10 @@ impl K8sSaProvisioner {
                         || refuse(Denial::BadSignature, "no key verified the token"),
                         |e| {
                             let mut r = jose_refusal(&e);
-                            r.reason = format!("no configured public key verifies the token: {}", r.reason);
+                            r.reason = format!(
+                                "no configured public key verifies the token: {}",
+                                r.reason
+                            );
                             r
                         },
                     ));
@@ -497,9 +495,13 @@ impl K8sSaProvisioner {
                 check_times(claims, now, self.max_token_lifetime)?;
             } else {
                 let leeway = keystation_provisioners::token_checks::LEEWAY.as_secs() as i64;
-                if let Some(t) = claims.nbf.into_iter().chain(claims.iat).find(|t| *t > now + leeway)
+                if let Some(t) =
+                    claims.nbf.into_iter().chain(claims.iat).find(|t| *t > now + leeway)
                 {
-                    return Err(refuse(Denial::NotYetValid, format!("nbf/iat {t} is after now {now}")));
+                    return Err(refuse(
+                        Denial::NotYetValid,
+                        format!("nbf/iat {t} is after now {now}"),
+                    ));
                 }
             }
         } else {
@@ -508,7 +510,9 @@ impl K8sSaProvisioner {
                 (got, want) => {
                     return Err(refuse(
                         Denial::WrongIssuer,
-                        format!("iss {got:?} is neither {LEGACY_ISSUER:?} nor the configured issuer {want:?}"),
+                        format!(
+                            "iss {got:?} is neither {LEGACY_ISSUER:?} nor the configured issuer {want:?}"
+                        ),
                     ));
                 }
             }

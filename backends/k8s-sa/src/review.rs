@@ -258,13 +258,20 @@ impl TokenReviewSource {
         }
     }
 
-    async fn review(&self, token: &str) -> Result<TokenReviewStatus, keystation_provisioners::Error> {
+    async fn review(
+        &self,
+        token: &str,
+    ) -> Result<TokenReviewStatus, keystation_provisioners::Error> {
         let fail = |source: Box<dyn std::error::Error + Send + Sync>| {
             keystation_provisioners::Error::KeyFetch { location: self.endpoint.clone(), source }
         };
-        let bearer = tokio::fs::read_to_string(&self.bearer_token_file).await.map_err(|source| {
-            fail(Box::new(Error::BearerTokenFile { path: self.bearer_token_file.clone(), source }))
-        })?;
+        let bearer =
+            tokio::fs::read_to_string(&self.bearer_token_file).await.map_err(|source| {
+                fail(Box::new(Error::BearerTokenFile {
+                    path: self.bearer_token_file.clone(),
+                    source,
+                }))
+            })?;
         let bearer = bearer.trim();
         if bearer.is_empty() {
             return Err(fail(Box::new(Error::EmptyBearerToken {
@@ -307,7 +314,10 @@ impl KeySource for TokenReviewSource {
     /// the token is not worth asking about; [`KeyFetch`](keystation_provisioners::Error::KeyFetch)
     /// when the API server cannot be asked or answers with an error status (a bad bearer
     /// token: 401; missing RBAC: 403).
-    async fn fetch_for(&self, credential: &str) -> Result<TrustedKeys, keystation_provisioners::Error> {
+    async fn fetch_for(
+        &self,
+        credential: &str,
+    ) -> Result<TrustedKeys, keystation_provisioners::Error> {
         if let Err(reason) = self.worth_asking(credential) {
             tracing::debug!(endpoint = %self.endpoint, %reason, "no TokenReview for this token");
             return Ok(TrustedKeys::default());

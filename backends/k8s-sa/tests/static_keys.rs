@@ -31,8 +31,7 @@ fn config(cluster: &ClusterKey, extra: serde_json::Value) -> String {
 }
 
 fn provisioner(cluster: &ClusterKey, extra: serde_json::Value) -> K8sSaProvisioner {
-    K8sSaProvisioner::from_json_in(&config(cluster, extra), &ProvisionerContext::default())
-        .unwrap()
+    K8sSaProvisioner::from_json_in(&config(cluster, extra), &ProvisionerContext::default()).unwrap()
 }
 
 fn bound_config() -> serde_json::Value {
@@ -62,7 +61,10 @@ fn legacy_tokens_are_refused_unless_allowed() {
     assert!(id.ends_with(&sha256_hex(&token)));
     assert_eq!(sign(&legacy, &token).unwrap().replay_id.unwrap(), id, "stable per token");
     // TLS validity is the claims' default (24 h).
-    assert_eq!(grant.not_after.duration_since(grant.not_before).unwrap(), Duration::from_secs(86_400));
+    assert_eq!(
+        grant.not_after.duration_since(grant.not_before).unwrap(),
+        Duration::from_secs(86_400)
+    );
 }
 
 #[test]
@@ -84,7 +86,8 @@ fn bound_tokens_need_the_issuer_an_audience_and_a_bounded_life() {
     assert_ne!(sign(&p, &other).unwrap().replay_id.unwrap(), id);
 
     // The API server's own audience (a kube-api-access token) is not ours.
-    let api = cluster.bound_token(&["https://kubernetes.default.svc.cluster.local"], NOW, 3600, None);
+    let api =
+        cluster.bound_token(&["https://kubernetes.default.svc.cluster.local"], NOW, 3600, None);
     assert_eq!(sign(&p, &api), Err(Denial::WrongAudience));
     // Expired (beyond the minute of leeway), not yet valid, living too long.
     let expired = cluster.bound_token(&[AUDIENCE], NOW - 3661 - 60, 3600, None);
@@ -146,7 +149,8 @@ fn operations_follow_step_ca() {
     let p = provisioner(&cluster, bound_config());
     let token = cluster.bound_token(&[AUDIENCE], NOW, 600, None);
     let keys = TrustedKeys::default();
-    for op in [Operation::RekeyX509, Operation::RevokeSsh, Operation::RenewSsh, Operation::Administer]
+    for op in
+        [Operation::RekeyX509, Operation::RevokeSsh, Operation::RenewSsh, Operation::Administer]
     {
         assert_eq!(authorize(&p, &token, op, &keys, at(NOW)), Err(Denial::OperationNotAllowed));
     }
@@ -163,7 +167,10 @@ fn operations_follow_step_ca() {
     let ssh = provisioner(&cluster, extra);
     let grant = authorize(&ssh, &token, Operation::SignSshHost, &keys, at(NOW)).unwrap();
     assert_eq!(grant.sans, [SUB]);
-    assert_eq!(grant.not_after.duration_since(grant.not_before).unwrap(), Duration::from_secs(720 * 3600));
+    assert_eq!(
+        grant.not_after.duration_since(grant.not_before).unwrap(),
+        Duration::from_secs(720 * 3600)
+    );
     assert_eq!(
         authorize(&ssh, &token, Operation::RenewX509, &keys, at(NOW)),
         Err(Denial::OperationNotAllowed)
@@ -209,7 +216,14 @@ fn configuration_round_trips_and_bad_ones_are_refused() {
     assert_eq!(String::from_utf8(pem).unwrap().trim(), cluster.pem.trim());
     let again = K8sSaProvisioner::from_json_in(&built.to_json(), &context).unwrap();
     assert_eq!(again.to_json(), built.to_json());
-    assert!(keystation_provisioners::provisioner_from_json_with(&options.to_json(), &context, &[FACTORY]).is_ok());
+    assert!(
+        keystation_provisioners::provisioner_from_json_with(
+            &options.to_json(),
+            &context,
+            &[FACTORY]
+        )
+        .is_ok()
+    );
 
     let b64 = base64::engine::general_purpose::STANDARD.encode(&cluster.pem);
     let rsa_pkcs1 = "-----BEGIN RSA PUBLIC KEY-----\nMAA=\n-----END RSA PUBLIC KEY-----\n";
@@ -218,21 +232,63 @@ fn configuration_round_trips_and_bad_ones_are_refused() {
     let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
     let review = serde_json::json!({ "url": "https://10.96.0.1:443", "caCert": ca_pem, "bearerTokenFile": "/t" });
     for (bad, why) in [
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "issuer": ISSUER, "audiences": [AUDIENCE] }), "no keys, no review"),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "issuer": ISSUER, "audiences": [AUDIENCE] }),
+            "no keys, no review",
+        ),
         (serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": b64 }), "accepts nothing"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": b64, "issuer": ISSUER }), "no audiences"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": b64, "issuer": ISSUER, "audiences": [AUDIENCE], "tokenReview": review }), "both modes"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": b64, "issuer": ISSUER, "audiences": [AUDIENCE], "maxTokenLifetime": "25h" }), "too long"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": "bm90IHBlbQ==", "allowLegacyTokens": true }), "not PEM"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": rsa_pkcs1, "allowLegacyTokens": true }), "PKCS#1"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "issuer": ISSUER, "audiences": [AUDIENCE], "tokenReview": { "url": "http://10.96.0.1", "caCert": ca_pem, "bearerTokenFile": "/t" } }), "plain http"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "issuer": ISSUER, "audiences": [AUDIENCE], "tokenReview": { "url": "https://10.96.0.1", "caCert": cluster.pem, "bearerTokenFile": "/t" } }), "caCert not a certificate"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "audiences": [AUDIENCE], "tokenReview": review }), "review without issuer"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "issuer": ISSUER, "tokenReview": review }), "review without audiences"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "issuer": ISSUER, "audiences": [AUDIENCE], "allowLegacyTokens": true, "tokenReview": review }), "legacy with review"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "allowLegacyTokens": true, "publicKeys": b64, "options": { "x509": { "templateFile": "t.tpl" } } }), "templates"),
-        (serde_json::json!({ "type": "K8sSA", "name": "k", "allowLegacyTokens": true, "publicKeys": b64, "audience": AUDIENCE }), "typo"),
-        (serde_json::json!({ "type": "JWK", "name": "k", "allowLegacyTokens": true, "publicKeys": b64 }), "type"),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": b64, "issuer": ISSUER }),
+            "no audiences",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": b64, "issuer": ISSUER, "audiences": [AUDIENCE], "tokenReview": review }),
+            "both modes",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": b64, "issuer": ISSUER, "audiences": [AUDIENCE], "maxTokenLifetime": "25h" }),
+            "too long",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": "bm90IHBlbQ==", "allowLegacyTokens": true }),
+            "not PEM",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "publicKeys": rsa_pkcs1, "allowLegacyTokens": true }),
+            "PKCS#1",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "issuer": ISSUER, "audiences": [AUDIENCE], "tokenReview": { "url": "http://10.96.0.1", "caCert": ca_pem, "bearerTokenFile": "/t" } }),
+            "plain http",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "issuer": ISSUER, "audiences": [AUDIENCE], "tokenReview": { "url": "https://10.96.0.1", "caCert": cluster.pem, "bearerTokenFile": "/t" } }),
+            "caCert not a certificate",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "audiences": [AUDIENCE], "tokenReview": review }),
+            "review without issuer",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "issuer": ISSUER, "tokenReview": review }),
+            "review without audiences",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "issuer": ISSUER, "audiences": [AUDIENCE], "allowLegacyTokens": true, "tokenReview": review }),
+            "legacy with review",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "allowLegacyTokens": true, "publicKeys": b64, "options": { "x509": { "templateFile": "t.tpl" } } }),
+            "templates",
+        ),
+        (
+            serde_json::json!({ "type": "K8sSA", "name": "k", "allowLegacyTokens": true, "publicKeys": b64, "audience": AUDIENCE }),
+            "typo",
+        ),
+        (
+            serde_json::json!({ "type": "JWK", "name": "k", "allowLegacyTokens": true, "publicKeys": b64 }),
+            "type",
+        ),
     ] {
         let r = K8sSaProvisioner::from_json_in(&bad.to_string(), &context);
         assert!(r.is_err(), "{why}: accepted");

@@ -63,7 +63,11 @@ impl ApiServer {
         if request.method() != hyper::Method::POST
             || request.uri().path() != "/apis/authentication.k8s.io/v1/tokenreviews"
         {
-            return Ok(status_failure(404, "NotFound", "the server could not find the requested resource"));
+            return Ok(status_failure(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
         }
         let bearer = request.headers().get("authorization").and_then(|v| v.to_str().ok());
         if bearer != Some(&format!("Bearer {AUTHORITY_BEARER}")) {
@@ -90,7 +94,9 @@ impl ApiServer {
                 .ok()
                 .and_then(|jws| jws.verify(&self.signing_key).ok())
                 .and_then(|v| v.claims().ok())
-                .ok_or("[invalid bearer token, square/go-jose: error in cryptographic primitive]")?;
+                .ok_or(
+                    "[invalid bearer token, square/go-jose: error in cryptographic primitive]",
+                )?;
             if claims.iss.as_deref() != Some(ISSUER) {
                 return Err("[invalid bearer token, issuer mismatch]");
             }
@@ -100,7 +106,9 @@ impl ApiServer {
             let common: Vec<String> =
                 claims.aud.iter().filter(|a| wanted.contains(a)).cloned().collect();
             if common.is_empty() {
-                return Err("[invalid bearer token, token audiences is invalid for the target audiences]");
+                return Err(
+                    "[invalid bearer token, token audiences is invalid for the target audiences]",
+                );
             }
             Ok((claims.sub.unwrap_or_default(), common))
         })();
@@ -221,7 +229,10 @@ fn provisioner(url: &str, ca_pem: &str, bearer: &str) -> (K8sSaProvisioner, temp
 }
 
 /// What the authority does: ask the key source about the token, then authorize.
-async fn sign(p: &K8sSaProvisioner, token: &str) -> Result<keystation_core::provisioner::Grant, Denial> {
+async fn sign(
+    p: &K8sSaProvisioner,
+    token: &str,
+) -> Result<keystation_core::provisioner::Grant, Denial> {
     let source = p.key_source().unwrap();
     assert!(source.per_credential());
     let keys = source.fetch_for(token).await.unwrap();
@@ -278,7 +289,8 @@ async fn wrong_audience_unknown_tokens_and_mismatched_answers_are_refused() {
     // An answer about another token never vouches for this one.
     let good = cluster.key.bound_token(&[AUDIENCE], now, 3600, None);
     let source = p.key_source().unwrap();
-    let other_keys = source.fetch_for(&cluster.key.bound_token(&[AUDIENCE], now - 1, 3600, None)).await.unwrap();
+    let other_keys =
+        source.fetch_for(&cluster.key.bound_token(&[AUDIENCE], now - 1, 3600, None)).await.unwrap();
     assert_eq!(
         authorize(&p, &good, Operation::SignX509, &other_keys, SystemTime::now()),
         Err(Denial::UnknownKey)
@@ -326,7 +338,8 @@ async fn an_api_server_that_cannot_be_asked_is_a_clear_key_fetch_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let (p, _g2) = provisioner(&format!("https://localhost:{closed}"), &cluster.ca_pem, AUTHORITY_BEARER);
+    let (p, _g2) =
+        provisioner(&format!("https://localhost:{closed}"), &cluster.ca_pem, AUTHORITY_BEARER);
     let (is_fetch, text) = error_text(p.key_source().unwrap().fetch_for(&token).await.unwrap_err());
     assert!(is_fetch, "{text}");
     assert!(text.contains(&format!("localhost:{closed}")) && text.contains("connect"), "{text}");

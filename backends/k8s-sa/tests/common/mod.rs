@@ -5,8 +5,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use keystation_core::provisioner::{Credential, Denial, Grant, Operation, Request, TrustedKeys};
 use keystation_core::Provisioner;
+use keystation_core::provisioner::{Credential, Denial, Grant, Operation, Request, TrustedKeys};
 use keystation_jose::{Algorithm, Header, PrivateJwk, sign_compact};
 
 /// The bound tokens' issuer (kubeadm's default `--service-account-issuer`).
@@ -28,7 +28,8 @@ pub struct ClusterKey {
 impl ClusterKey {
     pub fn new(alg: Algorithm) -> Self {
         let key = PrivateJwk::generate(alg).unwrap();
-        let pem = keystation_x509::pem::encode("PUBLIC KEY", &key.public().public_key().to_spki_der());
+        let pem =
+            keystation_x509::pem::encode("PUBLIC KEY", &key.public().public_key().to_spki_der());
         Self { key, pem }
     }
 
