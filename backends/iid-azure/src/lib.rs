@@ -29,6 +29,7 @@ pub use keys::{
 };
 pub use provisioner::{
     AZURE_OPERATIONS, AzureOptions, AzureProvisioner, DEFAULT_AUDIENCE, DEFAULT_MAX_TOKEN_LIFETIME,
+    LONGEST_TOKEN_LIFETIME,
 };
 pub use resource::{ResourceId, ResourceKind, parse_resource_id};
 

@@ -29,6 +29,10 @@ pub const DEFAULT_AUDIENCE: &str = "https://management.azure.com/";
 /// (<https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#token-caching>).
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
+/// The longest `maxTokenLifetime` accepted: the authority keeps spent token ids for 24 h
+/// (plus leeway), so a token living longer could be replayed once its id is forgotten.
+pub const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// The operations an Azure provisioner can authorize with a token: X.509 signing and SSH
 /// host certificates (research note §5). Renewal goes by the certificate; revocation,
 /// rekey, SSH user certificates and SSH renew/rekey/revoke are not allowed.
@@ -205,7 +209,8 @@ impl Instance {
 ///
 /// **Trust on first use.** The grant's replay id is `tofu:<resource ID, lower case>` from
 /// the verified token (step-ca hashes the unverified `xms_mirid`, so a forged token spends
-/// a victim's slot). With `disableTrustOnFirstUse`, the id is the SHA-256 of the token, so
+/// a victim's slot): one certificate per instance — X.509 or SSH, the same slot, as in
+/// step-ca — until an operator resets it. With `disableTrustOnFirstUse`, the id is the SHA-256 of the token, so
 /// each token serves once — step-ca instead lets such tokens be reused without limit,
 /// because IMDS hands out the same cached token for up to 24 h; with keystation a host
 /// must wait for a fresh token.
@@ -272,6 +277,12 @@ impl AzureProvisioner {
         let max_token_lifetime =
             duration_field(&name, "maxTokenLifetime", config.max_token_lifetime.as_deref())?
                 .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME);
+        if max_token_lifetime > LONGEST_TOKEN_LIFETIME {
+            return Err(invalid(
+                &name,
+                "maxTokenLifetime may not exceed 24h: the authority keeps spent token ids for that long",
+            ));
+        }
         let discovery =
             config.openid_config_url.clone().unwrap_or_else(|| default_discovery_url(tenant));
         if !discovery.starts_with("https://") && !discovery.starts_with("http://") {
@@ -375,7 +386,7 @@ impl AzureProvisioner {
         if claims.iss.as_deref() != Some(issuer) {
             return Err(refuse(Denial::WrongIssuer, format!("iss {:?} is not {issuer:?}", claims.iss)));
         }
-        if !claims.aud.iter().any(|a| *a == self.audience) {
+        if !claims.aud.contains(&self.audience) {
             return Err(refuse(
                 Denial::WrongAudience,
                 format!("aud {:?} does not name {:?}", claims.aud, self.audience),
@@ -458,7 +469,7 @@ impl StepProvisioner for AzureProvisioner {
     /// step-ca's routing by tenant (`tid`), narrowed to tokens for this audience.
     fn routes(&self, peek: &TokenPeek) -> bool {
         peek.tid.as_deref() == Some(self.config.tenant_id.as_str())
-            && peek.aud.iter().any(|a| *a == self.audience)
+            && peek.aud.contains(&self.audience)
     }
 
     fn key_source(&self) -> Option<Arc<dyn KeySource>> {
@@ -498,6 +509,7 @@ mod tests {
             r#"{"type":"Azure","name":"a","tenantID":"t","maxTokenLifetime":"0s"}"#,
             r#"{"type":"Azure","name":"a","tenantID":"t","openidConfigUrl":"file:///x"}"#,
             r#"{"type":"Azure","name":"a","tenantID":"t","extra":true}"#,
+            r#"{"type":"Azure","name":"a","tenantID":"t","maxTokenLifetime":"48h"}"#,
         ] {
             assert!(AzureProvisioner::from_json_in(bad, &ProvisionerContext::default()).is_err(), "{bad}");
         }

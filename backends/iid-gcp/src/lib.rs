@@ -26,6 +26,7 @@ pub use keys::{
 };
 pub use provisioner::{
     DEFAULT_MAX_TOKEN_LIFETIME, GCP_OPERATIONS, GOOGLE_ISSUER, GcpOptions, GcpProvisioner,
+    LONGEST_TOKEN_LIFETIME,
 };
 
 use keystation_provisioners::{Factory, ProvisionerContext, ProvisionerKind, StepProvisioner};

@@ -26,6 +26,10 @@ pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 /// one hour (`exp` = `iat` + 3600).
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
+/// The longest `maxTokenLifetime` accepted: the authority keeps spent token ids for 24 h
+/// (plus leeway), so a token living longer could be replayed once its id is forgotten.
+pub const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// The operations a GCP provisioner can authorize with a token: X.509 signing, SSH host
 /// certificates and, when `disableSSHCAUser` is `false`, SSH user certificates (research
 /// note §5). Renewal goes by the certificate, not a token; revocation, rekey and the SSH
@@ -174,7 +178,8 @@ struct Payload {
 ///
 /// **Trust on first use.** The grant's replay id is `tofu:<project_id>/<instance_id>`, taken
 /// from the verified token (step-ca hashes the unverified instance id, so a forged token
-/// spends a victim's slot): one certificate per instance until an operator resets it.
+/// spends a victim's slot): one certificate per instance — X.509 or SSH, the same slot, as
+/// in step-ca — until an operator resets it (`keystation authority tofu reset`).
 /// With `disableTrustOnFirstUse`, the id is the SHA-256 of the token: each token once.
 #[derive(Debug, Clone)]
 pub struct GcpProvisioner {
@@ -227,6 +232,12 @@ impl GcpProvisioner {
         let max_token_lifetime =
             duration_field(&name, "maxTokenLifetime", config.max_token_lifetime.as_deref())?
                 .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME);
+        if max_token_lifetime > LONGEST_TOKEN_LIFETIME {
+            return Err(invalid(
+                &name,
+                "maxTokenLifetime may not exceed 24h: the authority keeps spent token ids for that long",
+            ));
+        }
         let url = config.certs_url.clone().unwrap_or_else(|| GOOGLE_CERTS_URL.to_owned());
         if !url.starts_with("https://") && !url.starts_with("http://") {
             return Err(invalid(&name, format!("certsUrl {url:?} is not an http(s) URL")));
@@ -365,7 +376,7 @@ impl GcpProvisioner {
             let by_sub = !sub.is_empty() && self.config.service_accounts.iter().any(|a| a == sub);
             let by_email = payload.email_verified
                 && !payload.email.is_empty()
-                && self.config.service_accounts.iter().any(|a| *a == payload.email);
+                && self.config.service_accounts.contains(&payload.email);
             if !by_sub && !by_email {
                 return Err(refuse(
                     Denial::PolicyViolation,
@@ -514,6 +525,7 @@ mod tests {
             r#"{"type":"GCP","name":"g","projectIDs":[""]}"#,
             r#"{"type":"GCP","name":"g","certsUrl":"ftp://x"}"#,
             r#"{"type":"GCP","name":"g","unknown":1}"#,
+            r#"{"type":"GCP","name":"g","maxTokenLifetime":"25h"}"#,
             r#"{"type":"AWS","name":"g"}"#,
             r#"{"type":"GCP","name":""}"#,
             r#"{"type":"GCP","name":"g","options":{"x509":{"template":"{}"}}}"#,
