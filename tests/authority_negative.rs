@@ -25,21 +25,12 @@
 #![cfg(feature = "test-authority")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
-use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-use keystation_jose::{Claims, Header, PrivateJwk, SshCertType, SshClaims, StepClaims, sign_jwt};
-use keystation_store::Store;
+use keystation_jose::{Header, PrivateJwk, SshCertType, SshClaims, StepClaims, sign_jwt};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 #[path = "support/authority_harness.rs"]
 mod harness;

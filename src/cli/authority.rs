@@ -164,7 +164,7 @@ pub struct ServeArgs {
 #[non_exhaustive]
 pub enum ProvisionerCommand {
     /// Add a provisioner
-    Add(ProvisionerAddArgs),
+    Add(Box<ProvisionerAddArgs>),
     /// List the provisioners (name, type, and the ca.json object)
     List {
         /// State directory, store.
@@ -864,8 +864,7 @@ async fn provisioner(
                 return Err(usage("a provisioner's name cannot change"));
             }
             let text = object.to_string();
-            let built = keystation_authority::provisioner_config::build(&text)
-                .map_err(keystation_authority::Error::from)?;
+            let built = keystation_authority::provisioner_config::build(&text)?;
             store
                 .update_provisioner(name, built.kind().type_name(), &text)
                 .await

@@ -36,7 +36,8 @@ pub enum Cloud {
 /// `keystation ca token`
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
-    /// The certificate's subject (AWS: the default is the instance ID)
+    /// The certificate's subject (AWS: required; GCP and Azure: the provider's token
+    /// decides)
     pub subject: Option<String>,
     /// The provisioner's name at the authority
     #[arg(long, value_name = "NAME")]
@@ -112,12 +113,22 @@ async fn token(cloud: Cloud, args: &TokenArgs) -> Result<String, Error> {
         #[cfg(feature = "iid-aws")]
         Cloud::Aws => {
             let base =
-                args.metadata_url.as_deref().unwrap_or(keystation_iid_aws::DEFAULT_METADATA_BASE);
-            let mut request =
-                keystation_iid_aws::TokenRequest::new(&args.ca_url, &args.provisioner);
-            request.subject = args.subject.clone();
+                args.metadata_url.as_deref().unwrap_or(keystation_iid_aws::DEFAULT_METADATA_URL);
+            let subject = args.subject.clone().ok_or_else(|| {
+                usage(
+                    "an AWS token needs the certificate's SUBJECT (the instance ID, its private \
+                     IP or DNS name, or a name of yours)",
+                )
+            })?;
+            let mut request = keystation_iid_aws::IdentityTokenOptions::new(
+                &args.ca_url,
+                &args.provisioner,
+                subject,
+            );
             request.sans = args.sans.clone();
-            request.pkcs7 = args.pkcs7;
+            if args.pkcs7 {
+                request.form = keystation_iid_aws::SignatureForm::Pkcs7Rsa2048;
+            }
             keystation_iid_aws::identity_token(&fetcher, base, &request)
                 .await
                 .map_err(|e| failed(&e))

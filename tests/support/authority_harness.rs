@@ -21,25 +21,25 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The provisioner password (and the CA keys').
-pub const PASSWORD: &str = "negative-test-password";
+pub(crate) const PASSWORD: &str = "negative-test-password";
 /// The JWK provisioner `init` makes.
-pub const PROVISIONER: &str = "admin";
+pub(crate) const PROVISIONER: &str = "admin";
 /// How long the authority may take to answer `/health`.
-pub const START_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const START_WAIT: Duration = Duration::from_secs(60);
 /// Lifetime of the tokens the tests make: within the authority's 5-minute bound.
-pub const LIFETIME: i64 = 240;
+pub(crate) const LIFETIME: i64 = 240;
 
 // --- stores ------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
+pub(crate) enum Engine {
     Sqlite,
     Postgres,
 }
 
 /// The store an authority uses: its default SQLite file, or a fresh PostgreSQL database
 /// on the server `KEYSTATION_TEST_POSTGRES_URL` names, dropped on drop.
-pub struct Database {
+pub(crate) struct Database {
     /// `--database`, for PostgreSQL.
     pub url: Option<String>,
     /// The server's URL and the database's name, to drop it.
@@ -47,7 +47,7 @@ pub struct Database {
 }
 
 /// `url` with its database (the path after the host) replaced by `database`.
-pub fn with_database(url: &str, database: &str) -> String {
+pub(crate) fn with_database(url: &str, database: &str) -> String {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     let (base, query) = match url.find('?') {
         Some(q) => (&url[..q], &url[q..]),
@@ -58,7 +58,7 @@ pub fn with_database(url: &str, database: &str) -> String {
 }
 
 /// Runs one SQL statement with psql on `server_url`.
-pub fn psql(server_url: &str, sql: &str) -> Result<(), String> {
+pub(crate) fn psql(server_url: &str, sql: &str) -> Result<(), String> {
     let output = Command::new("psql")
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", server_url, "-c", sql])
         .stdin(Stdio::null())
@@ -72,7 +72,7 @@ pub fn psql(server_url: &str, sql: &str) -> Result<(), String> {
 }
 
 impl Database {
-    pub fn new(engine: Engine) -> Self {
+    pub(crate) fn new(engine: Engine) -> Self {
         match engine {
             Engine::Sqlite => Self { url: None, postgres: None },
             Engine::Postgres => {
@@ -98,7 +98,7 @@ impl Database {
     }
 
     /// The store's URL for an authority in `state`.
-    pub fn store_url(&self, state: &Path) -> String {
+    pub(crate) fn store_url(&self, state: &Path) -> String {
         self.url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", state.join("db/authority.sqlite").display()))
@@ -120,17 +120,17 @@ impl Drop for Database {
 
 // --- the authority and its servers -------------------------------------------------------
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
     listener.local_addr().expect("local address").port()
 }
 
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// `keystation` with an empty environment (but `PATH`) in `dir`.
-pub fn keystation(dir: &Path) -> Command {
+pub(crate) fn keystation(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keystation"));
     command
         .current_dir(dir)
@@ -141,7 +141,7 @@ pub fn keystation(dir: &Path) -> Command {
 }
 
 /// An initialised state directory and its store.
-pub struct Authority {
+pub(crate) struct Authority {
     pub dir: tempfile::TempDir,
     pub state: PathBuf,
     pub password_file: PathBuf,
@@ -151,7 +151,7 @@ pub struct Authority {
 
 impl Authority {
     /// `keystation authority init` for `127.0.0.1:port` (and `--database` on PostgreSQL).
-    pub fn init(engine: Engine, port: u16) -> Self {
+    pub(crate) fn init(engine: Engine, port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("authority");
         let password_file = dir.path().join("password");
@@ -181,7 +181,7 @@ impl Authority {
     }
 
     /// `keystation authority serve` on `127.0.0.1:port`; its output goes to `<name>.log`.
-    pub fn serve(&self, port: u16, name: &str) -> Server {
+    pub(crate) fn serve(&self, port: u16, name: &str) -> Server {
         let log = self.dir.path().join(format!("{name}.log"));
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let err = out.try_clone().unwrap();
@@ -203,14 +203,14 @@ impl Authority {
         Server { child: Some(child), port, log, client: Client::new(&self.root_pem, port) }
     }
 
-    pub async fn store(&self) -> Store {
+    pub(crate) async fn store(&self) -> Store {
         let url = self.database.store_url(&self.state);
         Store::open(&url).await.unwrap_or_else(|e| panic!("opening the store {url}: {e}"))
     }
 }
 
 /// A running `keystation authority serve`, stopped by PID on drop (SIGTERM, then SIGKILL).
-pub struct Server {
+pub(crate) struct Server {
     pub child: Option<Child>,
     pub port: u16,
     pub log: PathBuf,
@@ -218,12 +218,12 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The last lines of the log, for failure messages.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
@@ -231,7 +231,7 @@ impl Server {
 
     /// Polls `/health` until it answers ok; panics with the log if the server exits or
     /// takes longer than [`START_WAIT`].
-    pub async fn wait_healthy(&mut self) {
+    pub(crate) async fn wait_healthy(&mut self) {
         let deadline = Instant::now() + START_WAIT;
         loop {
             if let Some(child) = self.child.as_mut()
@@ -254,7 +254,7 @@ impl Server {
         }
     }
 
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         if let Some(child) = &self.child {
             let _ = Command::new("kill")
                 .args([signal, &child.id().to_string()])
@@ -264,7 +264,7 @@ impl Server {
     }
 
     /// `kill -9` by PID, and reaps it.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         self.signal("-KILL");
         if let Some(mut child) = self.child.take() {
             let status = child.wait().unwrap();
@@ -293,31 +293,31 @@ impl Drop for Server {
 
 /// An HTTPS/1.1 client of one authority, trusting only its root.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     pub tls: tokio_rustls::TlsConnector,
     pub port: u16,
 }
 
 /// A status and a body.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub text: String,
 }
 
 impl Answer {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or(Value::Null)
     }
 
     /// step-ca's error `message`.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         self.json()["message"].as_str().unwrap_or_default().to_owned()
     }
 }
 
 /// One open connection (TLS handshake done), for requests sent at a chosen moment.
-pub struct Connection {
+pub(crate) struct Connection {
     pub sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     pub driver: tokio::task::JoinHandle<()>,
     pub host: String,
@@ -330,7 +330,7 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path: &str,
@@ -354,7 +354,7 @@ impl Connection {
 }
 
 impl Client {
-    pub fn new(root_pem: &str, port: u16) -> Self {
+    pub(crate) fn new(root_pem: &str, port: u16) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         for block in keystation_x509::pem::decode_all(root_pem).unwrap() {
             roots.add(rustls::pki_types::CertificateDer::from(block.der.clone())).unwrap();
@@ -369,11 +369,11 @@ impl Client {
     }
 
     /// `https://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
 
-    pub async fn connect(&self) -> Result<Connection, String> {
+    pub(crate) async fn connect(&self) -> Result<Connection, String> {
         let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
             .await
             .map_err(|e| format!("connect: {e}"))?;
@@ -390,7 +390,7 @@ impl Client {
     }
 
     /// One request on a connection of its own.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -405,7 +405,7 @@ impl Client {
             .unwrap_or_else(|_| Err(format!("{method} {path}: no answer within 60 s")))
     }
 
-    pub async fn sign(&self, csr: &str, ott: &str) -> Answer {
+    pub(crate) async fn sign(&self, csr: &str, ott: &str) -> Answer {
         let body = json!({ "csr": csr, "ott": ott });
         self.call("POST", "/1.0/sign", Some(&body)).await.unwrap()
     }
@@ -415,13 +415,13 @@ impl Client {
 
 /// The admin provisioner's key, decrypted from the `encryptedKey` that `/provisioners`
 /// publishes (as step's client does).
-pub struct Admin {
+pub(crate) struct Admin {
     pub key: PrivateJwk,
     pub kid: String,
 }
 
 impl Admin {
-    pub async fn fetch(client: &Client) -> Self {
+    pub(crate) async fn fetch(client: &Client) -> Self {
         let answer = client.call("GET", "/provisioners", None).await.unwrap();
         assert_eq!(answer.status, 200, "{}", answer.text);
         let listing = answer.json();
@@ -436,24 +436,24 @@ impl Admin {
         Self { key, kid }
     }
 
-    pub fn sign(&self, claims: &Claims) -> String {
+    pub(crate) fn sign(&self, claims: &Claims) -> String {
         sign_jwt(&self.key, &Header::jwt(Some(self.kid.clone())), claims).unwrap()
     }
 
     /// The private JWK as JSON, for the Python peers.
-    pub fn private_json(&self) -> Value {
+    pub(crate) fn private_json(&self) -> Value {
         serde_json::from_str(&self.key.to_json()).unwrap()
     }
 
     /// The public key as a PEM `PUBLIC KEY` (SPKI): the bytes an algorithm-confusion
     /// attacker uses as an HMAC secret.
-    pub fn public_pem(&self) -> String {
+    pub(crate) fn public_pem(&self) -> String {
         keystation_x509::pem::encode("PUBLIC KEY", &self.key.public().public_key().to_spki_der())
     }
 }
 
 /// A token id no other token in this run has.
-pub fn new_jti() -> String {
+pub(crate) fn new_jti() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     let seed = format!("{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
@@ -462,7 +462,7 @@ pub fn new_jti() -> String {
 
 /// step's claims for an X.509 certificate for `subject` with `sans`, valid from now for
 /// [`LIFETIME`].
-pub fn claims(audiences: &[String], subject: &str, sans: &[&str], jti: &str) -> Claims {
+pub(crate) fn claims(audiences: &[String], subject: &str, sans: &[&str], jti: &str) -> Claims {
     let now = now();
     let mut claims = Claims::default();
     claims.iss = Some(PROVISIONER.into());
@@ -476,12 +476,12 @@ pub fn claims(audiences: &[String], subject: &str, sans: &[&str], jti: &str) -> 
     claims
 }
 
-pub fn b64url(bytes: &[u8]) -> String {
+pub(crate) fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// HMAC-SHA-256 (RFC 2104), for the forged HS256 token.
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));
@@ -495,7 +495,7 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 
 /// A compact JWS with `header` and `claims`, its signature made by `sign` over the
 /// signing input (empty for `none`).
-pub fn forged(header: &Value, claims: &Claims, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+pub(crate) fn forged(header: &Value, claims: &Claims, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
     let input = format!(
         "{}.{}",
         b64url(header.to_string().as_bytes()),
@@ -508,7 +508,7 @@ pub fn forged(header: &Value, claims: &Claims, sign: impl Fn(&[u8]) -> Vec<u8>) 
 /// The Python that makes the peers' tokens: PyJWT and jwcrypto, from a JSON request on
 /// stdin (`jwk`: the private JWK, `kid`, `tokens`: a list of `{mode, claims}`), printing
 /// the tokens as a JSON list.
-pub const PYTHON_TOKENS: &str = r#"
+pub(crate) const PYTHON_TOKENS: &str = r#"
 import json, sys
 import jwt
 from jwcrypto import jwk as jwcrypto_jwk, jwt as jwcrypto_jwt
@@ -555,7 +555,7 @@ print(json.dumps(out))
 
 /// Tokens made by PyJWT or jwcrypto (`KEYSTATION_TEST_JOSE_PYTHON`), one per
 /// `(mode, claims)`.
-pub fn python_tokens(admin: &Admin, requests: &[(&str, &Claims)]) -> Vec<String> {
+pub(crate) fn python_tokens(admin: &Admin, requests: &[(&str, &Claims)]) -> Vec<String> {
     let python = std::env::var("KEYSTATION_TEST_JOSE_PYTHON").unwrap_or_else(|_| {
         panic!(
             "KEYSTATION_TEST_JOSE_PYTHON is not set: point it at the python of a venv with \
@@ -588,7 +588,7 @@ pub fn python_tokens(admin: &Admin, requests: &[(&str, &Claims)]) -> Vec<String>
 }
 
 /// A PEM certificate request for a fresh P-256 key, with common name `cn` and `sans`.
-pub fn csr(cn: &str, sans: &[&str]) -> String {
+pub(crate) fn csr(cn: &str, sans: &[&str]) -> String {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params =
         rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
@@ -599,6 +599,6 @@ pub fn csr(cn: &str, sans: &[&str]) -> String {
 }
 
 /// A certificate's serial as the store keys it (lower-case hex).
-pub fn serial_of(pem: &str) -> String {
+pub(crate) fn serial_of(pem: &str) -> String {
     keystation_x509::Certificate::from_pem(pem).unwrap().serial_hex().to_ascii_lowercase()
 }

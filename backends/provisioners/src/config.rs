@@ -105,9 +105,14 @@ pub fn provisioner_from_json_with(
         }
         Some(other) => Err(invalid(
             &head.name,
-            format!("provisioner type {:?} is not built into this keystation (its cargo feature is off)", other.type_name()),
+            format!(
+                "provisioner type {:?} is not built into this keystation (its cargo feature is off)",
+                other.type_name()
+            ),
         )),
-        None => Err(invalid(&head.name, format!("provisioner type {:?} is not supported", head.kind))),
+        None => {
+            Err(invalid(&head.name, format!("provisioner type {:?} is not supported", head.kind)))
+        }
     }
 }
 
@@ -249,12 +254,7 @@ pub fn claims_to_json(claims: &Claims) -> String {
 
 /// step-ca's `options` object: accepted only when it configures nothing, since keystation
 /// does not apply templates and must not pretend to.
-/// Refuses `options` that configure certificate templates, which keystation does not
-/// implement: a silently ignored template would issue other certificates than configured.
-pub fn check_no_templates(
-    name: &str,
-    options: Option<&serde_json::Value>,
-) -> Result<(), Error> {
+pub fn check_no_templates(name: &str, options: Option<&serde_json::Value>) -> Result<(), Error> {
     match options {
         None | Some(serde_json::Value::Null) => Ok(()),
         Some(serde_json::Value::Object(o))

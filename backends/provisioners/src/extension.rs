@@ -82,13 +82,17 @@ impl TokenPeek {
     }
 }
 
+/// Reads one `ca.json` object with the authority's context into a provisioner.
+pub type BuildProvisioner =
+    fn(&str, &ProvisionerContext) -> Result<Arc<dyn StepProvisioner>, Error>;
+
 /// Builds provisioners of one type from their `ca.json` objects.
 #[derive(Clone, Copy)]
 pub struct Factory {
     /// The type it builds.
     pub kind: ProvisionerKind,
     /// Reads one `ca.json` object with the authority's context.
-    pub build: fn(&str, &ProvisionerContext) -> Result<Arc<dyn StepProvisioner>, Error>,
+    pub build: BuildProvisioner,
 }
 
 impl std::fmt::Debug for Factory {
@@ -262,7 +266,9 @@ mod tests {
         let token = format!(
             "{}.{}.sig",
             b64(r#"{"alg":"RS256","kid":"k1"}"#),
-            b64(r#"{"iss":"ec2.amazonaws.com","aud":["https://ca:9000/1.0/sign#aws/aws"],"tid":"t"}"#)
+            b64(
+                r#"{"iss":"ec2.amazonaws.com","aud":["https://ca:9000/1.0/sign#aws/aws"],"tid":"t"}"#
+            )
         );
         let peek = TokenPeek::of(&token).unwrap();
         assert_eq!(peek.kid.as_deref(), Some("k1"));

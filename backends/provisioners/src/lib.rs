@@ -53,7 +53,8 @@ pub use config::{
 };
 pub use error::Error;
 pub use extension::{
-    CachedKeys, Factory, TOFU_PREFIX, TokenPeek, UNKNOWN_KID_REFETCH_INTERVAL, is_tofu_id, tofu_id,
+    BuildProvisioner, CachedKeys, Factory, TOFU_PREFIX, TokenPeek, UNKNOWN_KID_REFETCH_INTERVAL,
+    is_tofu_id, tofu_id,
 };
 pub use jwk::{JWK_OPERATIONS, JwkProvisioner};
 pub use key_source::KeySource;

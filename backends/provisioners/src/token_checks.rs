@@ -237,11 +237,7 @@ pub fn check_audience(
 
 /// Checks `exp` (required), `nbf` and `iat` at `now` with [`LEEWAY`], and the lifetime
 /// `exp` − max(`nbf`, `iat`) (or − now when neither is present) against `max_lifetime`.
-pub fn check_times(
-    claims: &Claims,
-    now: i64,
-    max_lifetime: Duration,
-) -> Result<(), Refusal> {
+pub fn check_times(claims: &Claims, now: i64, max_lifetime: Duration) -> Result<(), Refusal> {
     let leeway = LEEWAY.as_secs() as i64;
     let Some(exp) = claims.exp else {
         return Err(refuse(Denial::MissingExpiry, "the token has no exp"));

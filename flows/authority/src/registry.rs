@@ -38,19 +38,18 @@ pub(crate) struct Entry {
 /// `oidc`, `k8s-sa`, `iid-aws`, `iid-gcp`, `iid-azure`); the other types are
 /// keystation-provisioners' own.
 pub(crate) fn factories() -> Vec<Factory> {
-    #[allow(unused_mut)]
-    let mut factories = Vec::new();
-    #[cfg(feature = "oidc")]
-    factories.push(keystation_oidc::FACTORY);
-    #[cfg(feature = "k8s-sa")]
-    factories.push(keystation_k8s_sa::FACTORY);
-    #[cfg(feature = "iid-aws")]
-    factories.push(keystation_iid_aws::FACTORY);
-    #[cfg(feature = "iid-gcp")]
-    factories.push(keystation_iid_gcp::FACTORY);
-    #[cfg(feature = "iid-azure")]
-    factories.push(keystation_iid_azure::FACTORY);
-    factories
+    vec![
+        #[cfg(feature = "oidc")]
+        keystation_oidc::FACTORY,
+        #[cfg(feature = "k8s-sa")]
+        keystation_k8s_sa::FACTORY,
+        #[cfg(feature = "iid-aws")]
+        keystation_iid_aws::FACTORY,
+        #[cfg(feature = "iid-gcp")]
+        keystation_iid_gcp::FACTORY,
+        #[cfg(feature = "iid-azure")]
+        keystation_iid_azure::FACTORY,
+    ]
 }
 
 /// The provisioners, in the order they were added.
