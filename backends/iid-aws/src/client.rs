@@ -11,7 +11,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac as _};
 use keystation_fetch::{Fetcher, Method};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -184,13 +183,8 @@ pub(crate) fn sign_hs256(key: &[u8], payload: &[u8]) -> String {
     let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let input =
         format!("{}.{}", b64url.encode(br#"{"alg":"HS256","typ":"JWT"}"#), b64url.encode(payload));
-    // HMAC accepts keys of any length; this cannot fail.
-    let mac = Hmac::<Sha256>::new_from_slice(key)
-        .map(|mut m| {
-            m.update(input.as_bytes());
-            m.finalize().into_bytes().to_vec()
-        })
-        .unwrap_or_default();
+    let mac =
+        ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), input.as_bytes());
     format!("{input}.{}", b64url.encode(mac))
 }
 

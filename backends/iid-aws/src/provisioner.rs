@@ -47,7 +47,6 @@
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac as _};
 use keystation_core::provisioner::{Credential, Denial, Grant, Operation, Request};
 use keystation_jose::Claims as TokenClaims;
 use keystation_jose::step_time::{format_go_duration, parse_go_duration};
@@ -351,17 +350,17 @@ impl AwsProvisioner {
             return Err(refuse(Denial::BadSignature, "the document's signature is empty"));
         }
         // The MAC first: it is cheap, and a token altered after it was made stops here.
-        let mut hmac = Hmac::<Sha256>::new_from_slice(key)
-            .map_err(|_| refuse(Denial::BadSignature, "unusable HMAC key"))?;
-        hmac.update(header.as_bytes());
-        hmac.update(b".");
-        hmac.update(payload.as_bytes());
-        hmac.verify_slice(&mac).map_err(|_| {
-            refuse(
-                Denial::BadSignature,
-                "the HS256 MAC does not verify with the document's signature",
-            )
-        })?;
+        let mut input = Vec::with_capacity(header.len() + 1 + payload.len());
+        input.extend_from_slice(header.as_bytes());
+        input.push(b'.');
+        input.extend_from_slice(payload.as_bytes());
+        ring::hmac::verify(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), &input, &mac)
+            .map_err(|_| {
+                refuse(
+                    Denial::BadSignature,
+                    "the HS256 MAC does not verify with the document's signature",
+                )
+            })?;
         let document = match (signature, pkcs7_bytes, document) {
             (Some(signature), None, Some(document)) => {
                 let parsed = IdentityDocument::parse(&document);
