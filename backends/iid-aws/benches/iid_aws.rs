@@ -93,8 +93,12 @@ fn bench(c: &mut Criterion) {
     c.bench_function("aws raw RSA-1024 verify", |b| {
         b.iter(|| black_box(raw_verify(black_box(&doc), black_box(&sig))))
     });
-    let full = per_second(|| drop(black_box(authorize())), 2.0);
-    let raw = per_second(|| assert!(raw_verify(black_box(&doc), black_box(&sig))), 2.0);
+    // Alternating rounds, the best of each kept: a loaded machine slows both alike.
+    let (mut full, mut raw) = (0f64, 0f64);
+    for _ in 0..6 {
+        full = full.max(per_second(|| drop(black_box(authorize())), 0.5));
+        raw = raw.max(per_second(|| assert!(raw_verify(black_box(&doc), black_box(&sig))), 0.5));
+    }
     println!(
         "aws: authorize {full:.0}/s, raw RSA verify {raw:.0}/s, ratio {:.2} (goal >= 0.8)",
         full / raw
