@@ -213,13 +213,13 @@ async fn oidc(engine: Engine) {
     // bob's e-mail is not verified by the provider.
     let bob = provider.login("bob", None);
     let answer = client.sign(&email_csr("bob@example.com"), &bob).await;
-    assert_refused(&answer, 401, "unauthorized", "an unverified e-mail");
+    assert_refused(&answer, 403, "violates provisioner policy", "an unverified e-mail");
     assert!(server.log().contains("email_verified"), "the log names the unverified e-mail");
 
     // carol is verified, but at a domain the provisioner does not accept.
     let carol = provider.login("carol", None);
     let answer = client.sign(&email_csr("carol@other.example"), &carol).await;
-    assert_refused(&answer, 401, "unauthorized", "an e-mail domain not allowed");
+    assert_refused(&answer, 403, "violates provisioner policy", "an e-mail domain not allowed");
 
     // alice at another provider (same client ID): not this provisioner's issuer or keys.
     let elsewhere = stranger.login("alice", None);

@@ -399,50 +399,83 @@ impl Authority {
             ));
         }
         let now = SystemTime::now();
-        let mut last = None;
+        // Several provisioners may claim a token (two OIDC provisioners of one client ID,
+        // a K8sSA by keys and one by TokenReview): each is tried; the first grant wins.
+        // When all refuse, the client hears the refusal of the one that got furthest — a
+        // policy or lifetime refusal after its signature verified says more than another
+        // provisioner's "unknown signing key".
+        let mut best: Option<(u8, ApiError)> = None;
         for entry in candidates {
-            let mut keys = self.trusted_keys(entry, token).await?;
-            let mut refetched = false;
-            let audiences = self.audiences(path, host);
-            let mut i = 0;
-            while let Some(audience) = audiences.get(i) {
-                i += 1;
-                let request = Request {
-                    credential: Credential::Token(token),
-                    operation,
-                    audience,
-                    subject_key,
-                };
-                match entry.provisioner.authorize(&request, &keys, now) {
-                    Ok(grant) => return Ok((grant, entry.clone())),
-                    Err(keystation_core::Error::Unauthorized(Denial::UnknownKey))
-                        if !refetched && entry.keys.is_some() =>
-                    {
-                        refetched = true;
-                        if let Some(fresh) = self.refetch_keys(entry).await? {
-                            keys = fresh;
-                            i -= 1;
-                            continue;
-                        }
-                        return Err(core_refusal(
-                            &entry.name,
-                            keystation_core::Error::Unauthorized(Denial::UnknownKey),
-                        ));
-                    }
-                    Err(keystation_core::Error::Unauthorized(Denial::WrongAudience)) => {
-                        last = Some((
-                            entry.name.clone(),
-                            keystation_core::Error::Unauthorized(Denial::WrongAudience),
-                        ));
-                    }
-                    Err(error) => return Err(core_refusal(&entry.name, error)),
-                }
+            let refusal = match self
+                .authorize_with(entry, token, operation, path, host, subject_key, now)
+                .await
+            {
+                Ok(grant) => return Ok((grant, entry.clone())),
+                Err(refusal) => refusal,
+            };
+            if best.as_ref().is_none_or(|(rank, _)| refusal.0 > *rank) {
+                best = Some(refusal);
             }
         }
-        match last {
-            Some((name, error)) => Err(core_refusal(&name, error)),
-            None => Err(ApiError::unauthorized("unauthorized")),
+        Err(best.map_or_else(|| ApiError::unauthorized("unauthorized"), |(_, error)| error))
+    }
+
+    /// One provisioner's answer for a token: a grant, or its refusal ranked by how far the
+    /// token got (0: its keys could not be fetched; 1: not this provisioner's token —
+    /// issuer, key, signature, audience, malformed; 2: verified, and refused).
+    #[allow(clippy::too_many_arguments)]
+    async fn authorize_with(
+        &self,
+        entry: &Entry,
+        token: &str,
+        operation: Operation,
+        path: &str,
+        host: Option<&str>,
+        subject_key: Option<&PublicKey>,
+        now: SystemTime,
+    ) -> Result<Grant, (u8, ApiError)> {
+        let rank = |error: &keystation_core::Error| match error {
+            keystation_core::Error::Unauthorized(
+                Denial::UnknownKey
+                | Denial::BadSignature
+                | Denial::WrongIssuer
+                | Denial::WrongAudience
+                | Denial::Malformed,
+            ) => 1,
+            _ => 2,
+        };
+        let mut keys = self.trusted_keys(entry, token).await.map_err(|e| (0, e))?;
+        let mut refetched = false;
+        let audiences = self.audiences(path, host);
+        let mut last = None;
+        let mut i = 0;
+        while let Some(audience) = audiences.get(i) {
+            let request =
+                Request { credential: Credential::Token(token), operation, audience, subject_key };
+            match entry.provisioner.authorize(&request, &keys, now) {
+                Ok(grant) => return Ok(grant),
+                Err(keystation_core::Error::Unauthorized(Denial::UnknownKey))
+                    if !refetched && entry.keys.is_some() =>
+                {
+                    refetched = true;
+                    match self.refetch_keys(entry).await.map_err(|e| (0, e))? {
+                        // The same audience again, with the fresh keys.
+                        Some(fresh) => keys = fresh,
+                        None => {
+                            let error = keystation_core::Error::Unauthorized(Denial::UnknownKey);
+                            return Err((rank(&error), core_refusal(&entry.name, error)));
+                        }
+                    }
+                }
+                Err(keystation_core::Error::Unauthorized(Denial::WrongAudience)) => {
+                    last = Some(keystation_core::Error::Unauthorized(Denial::WrongAudience));
+                    i += 1;
+                }
+                Err(error) => return Err((rank(&error), core_refusal(&entry.name, error))),
+            }
         }
+        let error = last.unwrap_or(keystation_core::Error::Unauthorized(Denial::WrongAudience));
+        Err((rank(&error), core_refusal(&entry.name, error)))
     }
 
     /// The keys `entry` verifies `token` with: none for configured keys, else from its
