@@ -24,7 +24,8 @@ fn provisioners() -> &'static [AzureProvisioner] {
     ALL.get_or_init(|| {
         (0..8u8)
             .map(|bits| {
-                let mut json = serde_json::json!({"type": "Azure", "name": "azure", "tenantID": TENANT});
+                let mut json =
+                    serde_json::json!({"type": "Azure", "name": "azure", "tenantID": TENANT});
                 if bits & 1 != 0 {
                     json["claims"] = serde_json::json!({"enableSSHCA": true});
                 }
@@ -33,7 +34,8 @@ fn provisioners() -> &'static [AzureProvisioner] {
                 }
                 if bits & 4 != 0 {
                     json["resourceGroups"] = serde_json::json!(["prod"]);
-                    json["subscriptionIDs"] = serde_json::json!(["0b1f6471-1bf0-4dda-aec3-cb9272f09590"]);
+                    json["subscriptionIDs"] =
+                        serde_json::json!(["0b1f6471-1bf0-4dda-aec3-cb9272f09590"]);
                     json["objectIDs"] = serde_json::json!(["e4d2a3c1-5b6f-4a7e-8c9d-0f1e2d3c4b5a"]);
                 }
                 AzureProvisioner::from_json_in(&json.to_string(), &ProvisionerContext::default())
@@ -89,8 +91,12 @@ pub fn azure_identity_token(data: &[u8]) {
         statements: vec![format!("{ISSUER_STATEMENT}https://sts.windows.net/{TENANT}/")],
         ..TrustedKeys::default()
     };
-    let request =
-        Request { credential: Credential::Token(text), operation, audience: &audience, subject_key: None };
+    let request = Request {
+        credential: Credential::Token(text),
+        operation,
+        audience: &audience,
+        subject_key: None,
+    };
     let now = UNIX_EPOCH + Duration::from_secs(NOW);
     let Ok(grant) = provisioner.authorize(&request, &keys, now) else { return };
 
@@ -116,8 +122,12 @@ pub fn azure_identity_token(data: &[u8]) {
     if flags & 8 == 0 {
         let machine = payload["xms_az_rid"].as_str().and_then(parse_resource_id);
         let expected = match machine {
-            Some(vm) if identity.kind == keystation_iid_azure::ResourceKind::UserAssignedIdentity
-                && vm.kind == keystation_iid_azure::ResourceKind::VirtualMachine => vm.canonical(),
+            Some(vm)
+                if identity.kind == keystation_iid_azure::ResourceKind::UserAssignedIdentity
+                    && vm.kind == keystation_iid_azure::ResourceKind::VirtualMachine =>
+            {
+                vm.canonical()
+            }
             _ => identity.canonical(),
         };
         assert_eq!(replay, format!("tofu:{expected}"));

@@ -71,8 +71,12 @@ pub fn gcp_identity_token(data: &[u8]) {
         keys: vec![(Some("fuzz-google".into()), key.public_key().clone())],
         ..TrustedKeys::default()
     };
-    let request =
-        Request { credential: Credential::Token(token), operation, audience: &audience, subject_key: None };
+    let request = Request {
+        credential: Credential::Token(token),
+        operation,
+        audience: &audience,
+        subject_key: None,
+    };
     let now = UNIX_EPOCH + Duration::from_secs(NOW);
     let Ok(grant) = provisioner.authorize(&request, &keys, now) else { return };
 
@@ -86,7 +90,10 @@ pub fn gcp_identity_token(data: &[u8]) {
     let start = c.nbf.into_iter().chain(c.iat).max().unwrap_or(NOW as i64);
     assert!(exp - start <= 3600, "lifetime bounded");
     assert!(exp + 60 >= NOW as i64, "not expired");
-    assert!(matches!(operation, Operation::SignX509 | Operation::SignSshHost | Operation::SignSshUser));
+    assert!(matches!(
+        operation,
+        Operation::SignX509 | Operation::SignSshHost | Operation::SignSshUser
+    ));
     assert!(operation == Operation::SignX509 || flags & 4 != 0, "SSH needs enableSSHCA");
     assert_eq!(grant.operations, vec![operation]);
     assert!(!grant.subject.is_empty());

@@ -317,8 +317,13 @@ pub fn pcscd_replies(data: &[u8]) {
 }
 
 mod authority;
+mod azure_identity_token;
 mod ca;
+mod gcp_identity_token;
+mod iid_aws;
 mod jose;
+mod k8s_sa;
+mod oidc;
 mod provisioners;
 mod state_file;
 mod token_provisioners;
@@ -326,8 +331,13 @@ mod vpcd;
 mod x509;
 
 pub use authority::authority_bodies;
+pub use azure_identity_token::azure_identity_token;
 pub use ca::ca_csr;
+pub use gcp_identity_token::gcp_identity_token;
+pub use iid_aws::{aws_identity_document, aws_pkcs7};
 pub use jose::jws_compact;
+pub use k8s_sa::{k8s_sa_token, token_review_status};
+pub use oidc::oidc_token;
 pub use provisioners::attestation_chain;
 pub use state_file::softcard_state;
 pub use token_provisioners::provisioner_token;

@@ -122,3 +122,38 @@ fn ca_csr_seeds() {
 fn provisioner_token_seeds() {
     replay("provisioner_token", keystation_fuzz::provisioner_token);
 }
+
+#[test]
+fn oidc_token_seeds() {
+    replay("oidc_token", keystation_fuzz::oidc_token);
+}
+
+#[test]
+fn k8s_sa_token_seeds() {
+    replay("k8s_sa_token", keystation_fuzz::k8s_sa_token);
+}
+
+#[test]
+fn token_review_status_seeds() {
+    replay("token_review_status", keystation_fuzz::token_review_status);
+}
+
+#[test]
+fn aws_identity_document_seeds() {
+    replay("aws_identity_document", keystation_fuzz::aws_identity_document);
+}
+
+#[test]
+fn aws_pkcs7_seeds() {
+    replay("aws_pkcs7", keystation_fuzz::aws_pkcs7);
+}
+
+#[test]
+fn gcp_identity_token_seeds() {
+    replay("gcp_identity_token", keystation_fuzz::gcp_identity_token);
+}
+
+#[test]
+fn azure_identity_token_seeds() {
+    replay("azure_identity_token", keystation_fuzz::azure_identity_token);
+}
