@@ -44,7 +44,8 @@ fn setup() -> (AzureProvisioner, TrustedKeys, PublicKey, String) {
         object_ids: vec![OID.into()],
         ..AzureOptions::default()
     };
-    let p = AzureProvisioner::from_json_in(&options.to_json(), &ProvisionerContext::default()).unwrap();
+    let p =
+        AzureProvisioner::from_json_in(&options.to_json(), &ProvisionerContext::default()).unwrap();
     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let claims = serde_json::json!({
         "aud": "https://management.azure.com/",
@@ -64,7 +65,9 @@ fn setup() -> (AzureProvisioner, TrustedKeys, PublicKey, String) {
         "xms_mirid": format!("/subscriptions/{SUB}/resourcegroups/prod/providers/Microsoft.Compute/virtualMachines/web-1"),
         "xms_tcdt": 1_600_000_000
     });
-    let token = sign_compact(&signer, &Header::jwt(Some("current".into())), claims.to_string().as_bytes()).unwrap();
+    let token =
+        sign_compact(&signer, &Header::jwt(Some("current".into())), claims.to_string().as_bytes())
+            .unwrap();
     (p, trusted, signer.public().public_key().clone(), token)
 }
 
@@ -82,7 +85,14 @@ fn ratio(p: &AzureProvisioner, keys: &TrustedKeys, key: &PublicKey, token: &str)
     let now = SystemTime::now();
     let start = Instant::now();
     for _ in 0..n {
-        let _ = black_box(parse_compact(token).unwrap().verify_with(key, Algorithm::Rs256).unwrap().claims().unwrap());
+        let _ = black_box(
+            parse_compact(token)
+                .unwrap()
+                .verify_with(key, Algorithm::Rs256)
+                .unwrap()
+                .claims()
+                .unwrap(),
+        );
     }
     let raw = start.elapsed();
     let start = Instant::now();

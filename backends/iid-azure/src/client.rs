@@ -37,7 +37,9 @@ pub fn query_escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len() * 3);
     for &b in value.as_bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -71,7 +73,10 @@ pub async fn identity_token(
         .map_err(|e| Error::NotAToken { url: base.clone(), reason: e.to_string() })?;
     let token = answer.access_token;
     if token.split('.').count() != 3 || token.bytes().any(|b| b.is_ascii_whitespace()) {
-        return Err(Error::NotAToken { url: base, reason: "access_token is not a compact JWS".into() });
+        return Err(Error::NotAToken {
+            url: base,
+            reason: "access_token is not a compact JWS".into(),
+        });
     }
     Ok(token)
 }
@@ -83,8 +88,14 @@ mod tests {
     #[test]
     fn environments_and_queries_are_what_step_uses() {
         assert_eq!(resource_for_environment("AzureCloud"), Some("https://management.azure.com/"));
-        assert_eq!(resource_for_environment("AzureChinaCloud\n"), Some("https://management.chinacloudapi.cn/"));
+        assert_eq!(
+            resource_for_environment("AzureChinaCloud\n"),
+            Some("https://management.chinacloudapi.cn/")
+        );
         assert_eq!(resource_for_environment("Mars"), None);
-        assert_eq!(query_escape("https://management.azure.com/"), "https%3A%2F%2Fmanagement.azure.com%2F");
+        assert_eq!(
+            query_escape("https://management.azure.com/"),
+            "https%3A%2F%2Fmanagement.azure.com%2F"
+        );
     }
 }

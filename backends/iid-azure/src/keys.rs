@@ -65,8 +65,8 @@ pub fn trusted_keys_from_jwks(issuer: &str, jwks: &[u8], url: &str) -> Result<Tr
     let mut skipped = 0;
     for value in &set.keys {
         let kid = value.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
-        let usable = kid.is_some()
-            && value.get("use").and_then(|u| u.as_str()).is_none_or(|u| u == "sig");
+        let usable =
+            kid.is_some() && value.get("use").and_then(|u| u.as_str()).is_none_or(|u| u == "sig");
         let jwk = match Jwk::from_json_value(value) {
             Ok(jwk) if usable && jwk.algorithm() == Algorithm::Rs256 => jwk,
             Ok(_) => {
@@ -122,14 +122,17 @@ impl AzureKeySource {
 
     /// Discovery, then the JWK set; the keys and how long they may be cached.
     pub async fn fetch_keys(&self) -> Result<(TrustedKeys, Duration), Error> {
-        let fetch_error =
-            |url: &str, e: keystation_fetch::Error| Error::Fetch { url: url.to_owned(), reason: e.to_string() };
+        let fetch_error = |url: &str, e: keystation_fetch::Error| Error::Fetch {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        };
         let (discovery, _): (Discovery, _) = self
             .fetcher
             .get_json(&self.discovery, &[("accept", "application/json")])
             .await
             .map_err(|e| fetch_error(&self.discovery, e))?;
-        let unusable = |reason: &str| Error::Discovery { url: self.discovery.clone(), reason: reason.into() };
+        let unusable =
+            |reason: &str| Error::Discovery { url: self.discovery.clone(), reason: reason.into() };
         if discovery.issuer.is_empty() {
             return Err(unusable("issuer is empty"));
         }
@@ -185,7 +188,9 @@ mod tests {
         let mut enc = good.clone();
         enc["use"] = "enc".into();
         let jwks = serde_json::json!({"keys": [enc, good]});
-        let keys = trusted_keys_from_jwks("https://sts.windows.net/t/", jwks.to_string().as_bytes(), "u").unwrap();
+        let keys =
+            trusted_keys_from_jwks("https://sts.windows.net/t/", jwks.to_string().as_bytes(), "u")
+                .unwrap();
         assert_eq!(keys.keys.len(), 1);
         assert_eq!(issuer_of(&keys), Some("https://sts.windows.net/t/"));
         assert!(trusted_keys_from_jwks("i", br#"{"keys":[]}"#, "u").is_err());

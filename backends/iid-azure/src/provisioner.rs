@@ -150,22 +150,27 @@ impl Instance {
         let Some(identity) = parse_resource_id(&payload.xms_mirid) else {
             return Err(refuse(
                 Denial::Malformed,
-                format!("xms_mirid {:?} is not a VM's or user-assigned identity's resource ID", payload.xms_mirid),
+                format!(
+                    "xms_mirid {:?} is not a VM's or user-assigned identity's resource ID",
+                    payload.xms_mirid
+                ),
             ));
         };
         let machine = match identity.kind {
             ResourceKind::VirtualMachine => Some(identity.clone()),
-            ResourceKind::UserAssignedIdentity => match payload.xms_az_rid.as_deref().map(parse_resource_id) {
-                Some(Some(vm)) if vm.kind == ResourceKind::VirtualMachine => Some(vm),
-                Some(_) => {
-                    tracing::info!(
-                        xms_az_rid = ?payload.xms_az_rid,
-                        "xms_az_rid does not name a VM; the user-assigned identity stands for the instance"
-                    );
-                    None
+            ResourceKind::UserAssignedIdentity => {
+                match payload.xms_az_rid.as_deref().map(parse_resource_id) {
+                    Some(Some(vm)) if vm.kind == ResourceKind::VirtualMachine => Some(vm),
+                    Some(_) => {
+                        tracing::info!(
+                            xms_az_rid = ?payload.xms_az_rid,
+                            "xms_az_rid does not name a VM; the user-assigned identity stands for the instance"
+                        );
+                        None
+                    }
+                    None => None,
                 }
-                None => None,
-            },
+            }
         };
         Ok(Self { identity, machine })
     }
@@ -259,7 +264,10 @@ impl AzureProvisioner {
         if tenant.is_empty()
             || !tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
         {
-            return Err(invalid(&name, format!("tenantID {tenant:?} is not a tenant ID or domain")));
+            return Err(invalid(
+                &name,
+                format!("tenantID {tenant:?} is not a tenant ID or domain"),
+            ));
         }
         if config
             .resource_groups
@@ -268,7 +276,10 @@ impl AzureProvisioner {
             .chain(&config.object_ids)
             .any(|s| s.trim().is_empty())
         {
-            return Err(invalid(&name, "resourceGroups, subscriptionIDs and objectIDs may not hold empty entries"));
+            return Err(invalid(
+                &name,
+                "resourceGroups, subscriptionIDs and objectIDs may not hold empty entries",
+            ));
         }
         let audience = match config.audience.as_deref() {
             None | Some("") => DEFAULT_AUDIENCE.to_owned(),
@@ -286,7 +297,10 @@ impl AzureProvisioner {
         let discovery =
             config.openid_config_url.clone().unwrap_or_else(|| default_discovery_url(tenant));
         if !discovery.starts_with("https://") && !discovery.starts_with("http://") {
-            return Err(invalid(&name, format!("openidConfigUrl {discovery:?} is not an http(s) URL")));
+            return Err(invalid(
+                &name,
+                format!("openidConfigUrl {discovery:?} is not an http(s) URL"),
+            ));
         }
         let fetcher = Fetcher::new(FetchOptions::default())
             .map_err(|e| invalid(&name, format!("HTTP client: {e}")))?;
@@ -332,9 +346,17 @@ impl AzureProvisioner {
         serde_json::to_string(&config).unwrap_or_default()
     }
 
-    fn check(&self, request: &Request<'_>, keys: &TrustedKeys, now: SystemTime) -> Result<Grant, Refusal> {
+    fn check(
+        &self,
+        request: &Request<'_>,
+        keys: &TrustedKeys,
+        now: SystemTime,
+    ) -> Result<Grant, Refusal> {
         let Credential::Token(token) = request.credential else {
-            return Err(refuse(Denial::Malformed, "an Azure provisioner takes a managed-identity token"));
+            return Err(refuse(
+                Denial::Malformed,
+                "an Azure provisioner takes a managed-identity token",
+            ));
         };
         let operation = request.operation;
         match operation {
@@ -354,7 +376,10 @@ impl AzureProvisioner {
             }
         }
         let Some(issuer) = issuer_of(keys) else {
-            return Err(refuse(Denial::UnknownKey, "the tenant's discovery issuer is not among the trusted keys"));
+            return Err(refuse(
+                Denial::UnknownKey,
+                "the tenant's discovery issuer is not among the trusted keys",
+            ));
         };
 
         // The signature first: nothing below reads unverified data.
@@ -376,7 +401,10 @@ impl AzureProvisioner {
         let Some(verified) = verified else {
             return Err(match last {
                 Some(e) => jose_refusal(&e),
-                None => refuse(Denial::UnknownKey, format!("kid {kid:?} is not among the tenant's keys")),
+                None => refuse(
+                    Denial::UnknownKey,
+                    format!("kid {kid:?} is not among the tenant's keys"),
+                ),
             });
         };
         let claims = verified.claims().map_err(|e| jose_refusal(&e))?;
@@ -384,7 +412,10 @@ impl AzureProvisioner {
             .map_err(|e| refuse(Denial::Malformed, format!("the token's claims: {e}")))?;
 
         if claims.iss.as_deref() != Some(issuer) {
-            return Err(refuse(Denial::WrongIssuer, format!("iss {:?} is not {issuer:?}", claims.iss)));
+            return Err(refuse(
+                Denial::WrongIssuer,
+                format!("iss {:?} is not {issuer:?}", claims.iss),
+            ));
         }
         if !claims.aud.contains(&self.audience) {
             return Err(refuse(
@@ -405,17 +436,27 @@ impl AzureProvisioner {
         if !self.config.resource_groups.is_empty()
             && !contains_ignore_case(&self.config.resource_groups, &id.resource_group)
         {
-            return Err(refuse(Denial::PolicyViolation, format!("resource group {:?} is not allowed", id.resource_group)));
+            return Err(refuse(
+                Denial::PolicyViolation,
+                format!("resource group {:?} is not allowed", id.resource_group),
+            ));
         }
         if !self.config.subscription_ids.is_empty()
             && !contains_ignore_case(&self.config.subscription_ids, &id.subscription)
         {
-            return Err(refuse(Denial::PolicyViolation, format!("subscription {:?} is not allowed", id.subscription)));
+            return Err(refuse(
+                Denial::PolicyViolation,
+                format!("subscription {:?} is not allowed", id.subscription),
+            ));
         }
         if !self.config.object_ids.is_empty()
-            && (payload.oid.is_empty() || !contains_ignore_case(&self.config.object_ids, &payload.oid))
+            && (payload.oid.is_empty()
+                || !contains_ignore_case(&self.config.object_ids, &payload.oid))
         {
-            return Err(refuse(Denial::PolicyViolation, format!("identity object ID {:?} is not allowed", payload.oid)));
+            return Err(refuse(
+                Denial::PolicyViolation,
+                format!("identity object ID {:?} is not allowed", payload.oid),
+            ));
         }
 
         let replay_id = if self.config.disable_trust_on_first_use {
@@ -501,7 +542,9 @@ mod tests {
         let out: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
         assert_eq!(out["tenantID"], "72f988bf-86f1-41af-91ab-2d7cd011db47");
         assert_eq!(out["objectIDs"][0], "o");
-        assert!(AzureProvisioner::from_json_in(&p.to_json(), &ProvisionerContext::default()).is_ok());
+        assert!(
+            AzureProvisioner::from_json_in(&p.to_json(), &ProvisionerContext::default()).is_ok()
+        );
         for bad in [
             r#"{"type":"Azure","name":"a"}"#,
             r#"{"type":"Azure","name":"a","tenantID":"t/../x"}"#,
@@ -511,7 +554,10 @@ mod tests {
             r#"{"type":"Azure","name":"a","tenantID":"t","extra":true}"#,
             r#"{"type":"Azure","name":"a","tenantID":"t","maxTokenLifetime":"48h"}"#,
         ] {
-            assert!(AzureProvisioner::from_json_in(bad, &ProvisionerContext::default()).is_err(), "{bad}");
+            assert!(
+                AzureProvisioner::from_json_in(bad, &ProvisionerContext::default()).is_err(),
+                "{bad}"
+            );
         }
         let options = AzureOptions {
             name: "az".into(),
@@ -519,17 +565,26 @@ mod tests {
             max_token_lifetime: Some(Duration::from_secs(3600)),
             ..AzureOptions::default()
         };
-        let p = AzureProvisioner::from_json_in(&options.to_json(), &ProvisionerContext::default()).unwrap();
+        let p = AzureProvisioner::from_json_in(&options.to_json(), &ProvisionerContext::default())
+            .unwrap();
         assert_eq!(p.tenant_id(), "contoso.onmicrosoft.com");
         assert!(options.to_json().contains(r#""maxTokenLifetime":"1h0m0s""#));
     }
 
     #[test]
     fn user_assigned_identities_take_the_vm_from_xms_az_rid() {
-        let vm = format!("/subscriptions/{SUB}/resourcegroups/vms/providers/Microsoft.Compute/virtualMachines/web-1");
-        let uai = format!("/subscriptions/{SUB}/resourcegroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/shared");
+        let vm = format!(
+            "/subscriptions/{SUB}/resourcegroups/vms/providers/Microsoft.Compute/virtualMachines/web-1"
+        );
+        let uai = format!(
+            "/subscriptions/{SUB}/resourcegroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/shared"
+        );
         let of = |mirid: &str, rid: Option<&str>| {
-            Instance::of(&Payload { xms_mirid: mirid.into(), xms_az_rid: rid.map(Into::into), ..Payload::default() })
+            Instance::of(&Payload {
+                xms_mirid: mirid.into(),
+                xms_az_rid: rid.map(Into::into),
+                ..Payload::default()
+            })
         };
         let system = of(&vm, None).unwrap();
         assert_eq!((system.name(), system.tofu_key()), ("web-1", vm.to_lowercase()));
@@ -538,7 +593,9 @@ mod tests {
         assert_eq!(user.identity.resource_group, "ids", "filters read xms_mirid");
         let bare = of(&uai, None).unwrap();
         assert_eq!((bare.name(), bare.tofu_key()), ("shared", uai.to_lowercase()));
-        let vmss = format!("/subscriptions/{SUB}/resourcegroups/x/providers/Microsoft.Compute/virtualMachineScaleSets/ss");
+        let vmss = format!(
+            "/subscriptions/{SUB}/resourcegroups/x/providers/Microsoft.Compute/virtualMachineScaleSets/ss"
+        );
         assert_eq!(of(&uai, Some(&vmss)).unwrap().name(), "shared");
         assert!(of(&vmss, None).is_err());
         assert!(of(&vm.replace("Microsoft.Compute", "Microsoft_Compute"), None).is_err());

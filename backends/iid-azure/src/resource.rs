@@ -46,7 +46,9 @@ impl ResourceId {
     pub fn canonical(&self) -> String {
         let provider = match self.kind {
             ResourceKind::VirtualMachine => "microsoft.compute/virtualmachines",
-            ResourceKind::UserAssignedIdentity => "microsoft.managedidentity/userassignedidentities",
+            ResourceKind::UserAssignedIdentity => {
+                "microsoft.managedidentity/userassignedidentities"
+            }
         };
         format!(
             "/subscriptions/{}/resourcegroups/{}/providers/{provider}/{}",
@@ -59,7 +61,10 @@ impl ResourceId {
 fn is_guid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn is_group(s: &str) -> bool {
@@ -114,7 +119,9 @@ mod tests {
 
     #[test]
     fn the_two_shapes_parse_case_insensitively() {
-        let vm = format!("/subscriptions/{SUB}/resourcegroups/Prod-RG/providers/Microsoft.Compute/virtualMachines/web-1");
+        let vm = format!(
+            "/subscriptions/{SUB}/resourcegroups/Prod-RG/providers/Microsoft.Compute/virtualMachines/web-1"
+        );
         let id = parse_resource_id(&vm);
         assert_eq!(
             id,
@@ -126,19 +133,29 @@ mod tests {
             })
         );
         assert_eq!(id.map(|i| i.canonical()), Some(vm.to_lowercase()));
-        let uai = format!("/SUBSCRIPTIONS/{SUB}/resourceGroups/rg/PROVIDERS/microsoft.managedidentity/USERASSIGNEDIDENTITIES/id_1");
-        assert_eq!(parse_resource_id(&uai).map(|i| i.kind), Some(ResourceKind::UserAssignedIdentity));
+        let uai = format!(
+            "/SUBSCRIPTIONS/{SUB}/resourceGroups/rg/PROVIDERS/microsoft.managedidentity/USERASSIGNEDIDENTITIES/id_1"
+        );
+        assert_eq!(
+            parse_resource_id(&uai).map(|i| i.kind),
+            Some(ResourceKind::UserAssignedIdentity)
+        );
     }
 
     #[test]
     fn anything_else_is_refused() {
-        let ok = format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm");
+        let ok = format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+        );
         assert!(parse_resource_id(&ok).is_some());
         for bad in [
             ok.replace("Microsoft.Compute", "Microsoft_Compute"),
             ok.replace("Microsoft.Compute", "MicrosoftXCompute"),
             ok.replace("virtualMachines", "virtualMachineScaleSets"),
-            ok.replace("Microsoft.Compute/virtualMachines", "Microsoft.ManagedIdentity/virtualMachines"),
+            ok.replace(
+                "Microsoft.Compute/virtualMachines",
+                "Microsoft.ManagedIdentity/virtualMachines",
+            ),
             format!("{ok}/"),
             format!("/{ok}"),
             format!("x{ok}"),
@@ -154,7 +171,9 @@ mod tests {
             ok.replace("resourceGroups", "resourceGroup"),
             ok.replace("subscriptions", "subscription"),
             format!("{ok}/extensions/x"),
-            format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss/virtualMachines/0"),
+            format!(
+                "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss/virtualMachines/0"
+            ),
             String::new(),
             "/".into(),
         ] {

@@ -70,20 +70,22 @@ async fn serve(
     (base, seen)
 }
 
-
 struct Tenant {
     key: PrivateJwk,
     discovery: String,
 }
 
 fn vm_id(group: &str, vm: &str) -> String {
-    format!("/subscriptions/{SUB}/resourcegroups/{group}/providers/Microsoft.Compute/virtualMachines/{vm}")
+    format!(
+        "/subscriptions/{SUB}/resourcegroups/{group}/providers/Microsoft.Compute/virtualMachines/{vm}"
+    )
 }
 
 /// A tenant: its signing key, a loopback server for its v1 discovery document and JWK set
 /// (with Microsoft's extra members), and the discovery URL.
 async fn tenant() -> Tenant {
-    let key = PrivateJwk::generate(Algorithm::Rs256).unwrap().with_kid("nOo3ZDrODXEK1jKWhXslHR_KXEg");
+    let key =
+        PrivateJwk::generate(Algorithm::Rs256).unwrap().with_kid("nOo3ZDrODXEK1jKWhXslHR_KXEg");
     let mut public: serde_json::Value = serde_json::from_str(&key.public().to_json()).unwrap();
     public.as_object_mut().unwrap().remove("alg");
     public["kid"] = "nOo3ZDrODXEK1jKWhXslHR_KXEg".into();
@@ -157,12 +159,22 @@ async fn keys_of(p: &AzureProvisioner) -> TrustedKeys {
     p.key_source().unwrap().fetch().await.unwrap()
 }
 
-fn authorize(p: &AzureProvisioner, keys: &TrustedKeys, token: &str, op: Operation) -> Result<Grant, Denial> {
+fn authorize(
+    p: &AzureProvisioner,
+    keys: &TrustedKeys,
+    token: &str,
+    op: Operation,
+) -> Result<Grant, Denial> {
     let audience = match op {
         Operation::SignSshHost | Operation::SignSshUser => SSH_SIGN,
         _ => SIGN,
     };
-    let request = Request { credential: Credential::Token(token), operation: op, audience, subject_key: None };
+    let request = Request {
+        credential: Credential::Token(token),
+        operation: op,
+        audience,
+        subject_key: None,
+    };
     match p.authorize(&request, keys, now()) {
         Ok(grant) => Ok(grant),
         Err(keystation_core::Error::Unauthorized(d)) => Err(d),
@@ -186,11 +198,13 @@ fn keystation_core_b64(text: &str) -> String {
     out
 }
 
-
 #[tokio::test]
 async fn a_managed_identity_token_is_accepted_once_per_vm() {
     let t = tenant().await;
-    let p = provisioner(serde_json::json!({"resourceGroups": ["Prod-RG"], "subscriptionIDs": [SUB.to_uppercase()], "objectIDs": [OID]}), &t.discovery);
+    let p = provisioner(
+        serde_json::json!({"resourceGroups": ["Prod-RG"], "subscriptionIDs": [SUB.to_uppercase()], "objectIDs": [OID]}),
+        &t.discovery,
+    );
     let source = p.key_source().unwrap();
     let keys = source.fetch().await.unwrap();
     assert_eq!(source.max_age(), Duration::from_secs(900));
@@ -204,7 +218,8 @@ async fn a_managed_identity_token_is_accepted_once_per_vm() {
     assert!(p.routes(&peek));
     let mut json: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
     json["tenantID"] = "contoso.onmicrosoft.com".into();
-    let other = AzureProvisioner::from_json_in(&json.to_string(), &ProvisionerContext::default()).unwrap();
+    let other =
+        AzureProvisioner::from_json_in(&json.to_string(), &ProvisionerContext::default()).unwrap();
     assert!(!other.routes(&peek));
     let custom = provisioner(serde_json::json!({"audience": "api://keystation"}), &t.discovery);
     assert!(!custom.routes(&peek), "another audience");
@@ -215,7 +230,9 @@ async fn user_assigned_identities_are_certified_for_their_vm() {
     let t = tenant().await;
     let p = provisioner(serde_json::json!({"resourceGroups": ["identities"]}), &t.discovery);
     let keys = keys_of(&p).await;
-    let uai = format!("/subscriptions/{SUB}/resourcegroups/identities/providers/Microsoft.ManagedIdentity/userAssignedIdentities/fleet");
+    let uai = format!(
+        "/subscriptions/{SUB}/resourcegroups/identities/providers/Microsoft.ManagedIdentity/userAssignedIdentities/fleet"
+    );
     let vm = vm_id("vms", "db-7");
     let mut c = claims(&uai);
     c["xms_az_rid"] = vm.clone().into();
@@ -223,7 +240,8 @@ async fn user_assigned_identities_are_certified_for_their_vm() {
     assert_eq!(grant.subject, "db-7");
     assert_eq!(grant.replay_id, Some(format!("tofu:{}", vm.to_lowercase())));
     // Without xms_az_rid the identity stands for the instance.
-    let grant = authorize(&p, &keys, &sign(&t.key, KID, &claims(&uai)), Operation::SignX509).unwrap();
+    let grant =
+        authorize(&p, &keys, &sign(&t.key, KID, &claims(&uai)), Operation::SignX509).unwrap();
     assert_eq!(grant.subject, "fleet");
     assert_eq!(grant.replay_id, Some(format!("tofu:{}", uai.to_lowercase())));
 }
@@ -235,14 +253,23 @@ async fn forged_tokens_are_refused_and_produce_no_replay_id() {
     let keys = keys_of(&p).await;
     let attacker = PrivateJwk::generate(Algorithm::Rs256).unwrap();
     let victim = claims(&vm_id("prod", "victim-vm"));
-    assert_eq!(authorize(&p, &keys, &sign(&attacker, KID, &victim), Operation::SignX509), Err(Denial::BadSignature));
-    assert_eq!(authorize(&p, &keys, &sign(&attacker, "attacker-kid", &victim), Operation::SignX509), Err(Denial::UnknownKey));
+    assert_eq!(
+        authorize(&p, &keys, &sign(&attacker, KID, &victim), Operation::SignX509),
+        Err(Denial::BadSignature)
+    );
+    assert_eq!(
+        authorize(&p, &keys, &sign(&attacker, "attacker-kid", &victim), Operation::SignX509),
+        Err(Denial::UnknownKey)
+    );
     let good = sign(&t.key, KID, &victim);
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
     let mut other = victim.clone();
     other["xms_mirid"] = vm_id("prod", "another-vm").into();
     parts[1] = keystation_core_b64(&other.to_string());
-    assert_eq!(authorize(&p, &keys, &parts.join("."), Operation::SignX509), Err(Denial::BadSignature));
+    assert_eq!(
+        authorize(&p, &keys, &parts.join("."), Operation::SignX509),
+        Err(Denial::BadSignature)
+    );
     // Keys without the discovery issuer (not from the key source) refuse everything.
     let bare = TrustedKeys { keys: keys.keys.clone(), ..TrustedKeys::default() };
     assert_eq!(authorize(&p, &bare, &good, Operation::SignX509), Err(Denial::UnknownKey));
@@ -265,17 +292,65 @@ async fn filters_times_tenants_and_resource_ids_refuse() {
     assert!(authorize(&p, &keys, &with(&|_| {}), Operation::SignX509).is_ok());
     let other_sub = "11111111-2222-3333-4444-555555555555";
     let mut cases: Vec<(String, String, Denial)> = vec![
-        ("wrong tenant".into(), with(&|c| c["tid"] = "f8cdef31-a31e-4b4a-93e4-5f571e91255a".into()), Denial::WrongIssuer),
-        ("wrong issuer".into(), with(&|c| c["iss"] = "https://login.microsoftonline.com/x/v2.0".into()), Denial::WrongIssuer),
-        ("wrong audience".into(), with(&|c| c["aud"] = "https://vault.azure.net".into()), Denial::WrongAudience),
-        ("wrong resource group".into(), with(&|c| c["xms_mirid"] = vm_id("dev", "web-1").into()), Denial::PolicyViolation),
-        ("wrong subscription".into(), with(&|c| c["xms_mirid"] = ok.replace(SUB, other_sub).into()), Denial::PolicyViolation),
+        (
+            "wrong tenant".into(),
+            with(&|c| c["tid"] = "f8cdef31-a31e-4b4a-93e4-5f571e91255a".into()),
+            Denial::WrongIssuer,
+        ),
+        (
+            "wrong issuer".into(),
+            with(&|c| c["iss"] = "https://login.microsoftonline.com/x/v2.0".into()),
+            Denial::WrongIssuer,
+        ),
+        (
+            "wrong audience".into(),
+            with(&|c| c["aud"] = "https://vault.azure.net".into()),
+            Denial::WrongAudience,
+        ),
+        (
+            "wrong resource group".into(),
+            with(&|c| c["xms_mirid"] = vm_id("dev", "web-1").into()),
+            Denial::PolicyViolation,
+        ),
+        (
+            "wrong subscription".into(),
+            with(&|c| c["xms_mirid"] = ok.replace(SUB, other_sub).into()),
+            Denial::PolicyViolation,
+        ),
         ("wrong object id".into(), with(&|c| c["oid"] = other_sub.into()), Denial::PolicyViolation),
-        ("no object id".into(), with(&|c| { c.as_object_mut().unwrap().remove("oid"); }), Denial::PolicyViolation),
-        ("expired".into(), with(&|c| { c["exp"] = (NOW - 120).into(); }), Denial::Expired),
-        ("no exp".into(), with(&|c| { c.as_object_mut().unwrap().remove("exp"); }), Denial::MissingExpiry),
-        ("lives 25 h".into(), with(&|c| c["exp"] = (NOW - 300 + 25 * 3600).into()), Denial::LifetimeTooLong),
-        ("no xms_mirid".into(), with(&|c| { c.as_object_mut().unwrap().remove("xms_mirid"); }), Denial::Malformed),
+        (
+            "no object id".into(),
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("oid");
+            }),
+            Denial::PolicyViolation,
+        ),
+        (
+            "expired".into(),
+            with(&|c| {
+                c["exp"] = (NOW - 120).into();
+            }),
+            Denial::Expired,
+        ),
+        (
+            "no exp".into(),
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            Denial::MissingExpiry,
+        ),
+        (
+            "lives 25 h".into(),
+            with(&|c| c["exp"] = (NOW - 300 + 25 * 3600).into()),
+            Denial::LifetimeTooLong,
+        ),
+        (
+            "no xms_mirid".into(),
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("xms_mirid");
+            }),
+            Denial::Malformed,
+        ),
     ];
     for bad in [
         ok.replace("Microsoft.Compute", "Microsoft_Compute"),
@@ -288,12 +363,20 @@ async fn filters_times_tenants_and_resource_ids_refuse() {
         ok.replace(SUB, "sub"),
         format!("/x{ok}"),
     ] {
-        cases.push((format!("xms_mirid {bad:?}"), with(&|c| c["xms_mirid"] = bad.clone().into()), Denial::Malformed));
+        cases.push((
+            format!("xms_mirid {bad:?}"),
+            with(&|c| c["xms_mirid"] = bad.clone().into()),
+            Denial::Malformed,
+        ));
     }
     for (what, token, denial) in &cases {
         assert_eq!(authorize(&p, &keys, token, Operation::SignX509), Err(*denial), "{what}");
         // The same filters hold for SSH (step-ca skips them there).
-        assert_eq!(authorize(&p, &keys, token, Operation::SignSshHost), Err(*denial), "SSH: {what}");
+        assert_eq!(
+            authorize(&p, &keys, token, Operation::SignSshHost),
+            Err(*denial),
+            "SSH: {what}"
+        );
     }
 }
 
@@ -303,14 +386,35 @@ async fn operations_follow_the_capability_matrix() {
     let plain = provisioner(serde_json::json!({}), &t.discovery);
     let keys = keys_of(&plain).await;
     let token = sign(&t.key, KID, &claims(&vm_id("prod", "web-1")));
-    for op in [Operation::RevokeX509, Operation::RenewX509, Operation::RekeyX509, Operation::SignSshUser, Operation::RevokeSsh, Operation::RenewSsh, Operation::RekeySsh] {
-        assert_eq!(authorize(&plain, &keys, &token, op), Err(Denial::OperationNotAllowed), "{op:?}");
+    for op in [
+        Operation::RevokeX509,
+        Operation::RenewX509,
+        Operation::RekeyX509,
+        Operation::SignSshUser,
+        Operation::RevokeSsh,
+        Operation::RenewSsh,
+        Operation::RekeySsh,
+    ] {
+        assert_eq!(
+            authorize(&plain, &keys, &token, op),
+            Err(Denial::OperationNotAllowed),
+            "{op:?}"
+        );
     }
-    assert_eq!(authorize(&plain, &keys, &token, Operation::SignSshHost), Err(Denial::OperationNotAllowed));
+    assert_eq!(
+        authorize(&plain, &keys, &token, Operation::SignSshHost),
+        Err(Denial::OperationNotAllowed)
+    );
     let ssh = provisioner(serde_json::json!({"claims": {"enableSSHCA": true}}), &t.discovery);
     let host = authorize(&ssh, &keys, &token, Operation::SignSshHost).unwrap();
-    assert_eq!((host.subject.as_str(), host.sans.as_slice()), ("web-1", ["web-1".to_owned()].as_slice()));
-    assert_eq!(host.not_after.duration_since(host.not_before).unwrap(), Duration::from_secs(720 * 3600));
+    assert_eq!(
+        (host.subject.as_str(), host.sans.as_slice()),
+        ("web-1", ["web-1".to_owned()].as_slice())
+    );
+    assert_eq!(
+        host.not_after.duration_since(host.not_before).unwrap(),
+        Duration::from_secs(720 * 3600)
+    );
 }
 
 #[tokio::test]
@@ -326,14 +430,25 @@ async fn without_trust_on_first_use_each_token_is_single_use() {
 
 #[tokio::test]
 async fn the_factory_builds_and_bad_discovery_fails_the_fetch() {
-    let options = AzureOptions { name: "azure".into(), tenant_id: TENANT.into(), ..AzureOptions::default() };
-    let built = keystation_provisioners::provisioner_from_json_with(&options.to_json(), &ProvisionerContext::default(), &[FACTORY]).unwrap();
+    let options =
+        AzureOptions { name: "azure".into(), tenant_id: TENANT.into(), ..AzureOptions::default() };
+    let built = keystation_provisioners::provisioner_from_json_with(
+        &options.to_json(),
+        &ProvisionerContext::default(),
+        &[FACTORY],
+    )
+    .unwrap();
     assert_eq!(built.kind(), keystation_provisioners::ProvisionerKind::Azure);
     let (base, _) = serve(|head| {
         if head.contains("/empty") {
             (200, vec![], br#"{"issuer":"","jwks_uri":"x"}"#.to_vec())
         } else {
-            (200, vec![], br#"{"issuer":"https://sts.windows.net/t/","jwks_uri":"http://127.0.0.1:9/keys"}"#.to_vec())
+            (
+                200,
+                vec![],
+                br#"{"issuer":"https://sts.windows.net/t/","jwks_uri":"http://127.0.0.1:9/keys"}"#
+                    .to_vec(),
+            )
         }
     })
     .await;

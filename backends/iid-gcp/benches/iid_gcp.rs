@@ -36,7 +36,8 @@ fn setup() -> (GcpProvisioner, TrustedKeys, PublicKey, String) {
         instance_age: Some(std::time::Duration::from_secs(3600)),
         ..GcpOptions::default()
     };
-    let p = GcpProvisioner::from_json_in(&options.to_json(), &ProvisionerContext::default()).unwrap();
+    let p =
+        GcpProvisioner::from_json_in(&options.to_json(), &ProvisionerContext::default()).unwrap();
     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let claims = serde_json::json!({
         "aud": format!("{SIGN}#gcp/google"),
@@ -57,12 +58,19 @@ fn setup() -> (GcpProvisioner, TrustedKeys, PublicKey, String) {
         "iss": "https://accounts.google.com",
         "sub": "112233445566778899000"
     });
-    let token = sign_compact(&signer, &Header::jwt(Some("current".into())), claims.to_string().as_bytes()).unwrap();
+    let token =
+        sign_compact(&signer, &Header::jwt(Some("current".into())), claims.to_string().as_bytes())
+            .unwrap();
     (p, trusted, signer.public().public_key().clone(), token)
 }
 
 fn request(token: &str) -> Request<'_> {
-    Request { credential: Credential::Token(token), operation: Operation::SignX509, audience: SIGN, subject_key: None }
+    Request {
+        credential: Credential::Token(token),
+        operation: Operation::SignX509,
+        audience: SIGN,
+        subject_key: None,
+    }
 }
 
 fn ratio(p: &GcpProvisioner, keys: &TrustedKeys, key: &PublicKey, token: &str) {
@@ -70,7 +78,14 @@ fn ratio(p: &GcpProvisioner, keys: &TrustedKeys, key: &PublicKey, token: &str) {
     let now = SystemTime::now();
     let start = Instant::now();
     for _ in 0..n {
-        let _ = black_box(parse_compact(token).unwrap().verify_with(key, Algorithm::Rs256).unwrap().claims().unwrap());
+        let _ = black_box(
+            parse_compact(token)
+                .unwrap()
+                .verify_with(key, Algorithm::Rs256)
+                .unwrap()
+                .claims()
+                .unwrap(),
+        );
     }
     let raw = start.elapsed();
     let start = Instant::now();

@@ -18,7 +18,9 @@ mod provisioner;
 
 use std::sync::Arc;
 
-pub use client::{DEFAULT_METADATA_BASE, IDENTITY_PATH, identity_token, query_escape, sign_audience};
+pub use client::{
+    DEFAULT_METADATA_BASE, IDENTITY_PATH, identity_token, query_escape, sign_audience,
+};
 pub use error::Error;
 pub use keys::{
     DEFAULT_MAX_AGE, GOOGLE_CERTS_URL, GoogleKeySource, MAX_MAX_AGE, MIN_MAX_AGE,

@@ -226,7 +226,10 @@ impl GcpProvisioner {
             ));
         }
         if config.service_accounts.iter().chain(&config.project_ids).any(|s| s.trim().is_empty()) {
-            return Err(invalid(&name, "serviceAccounts and projectIDs may not hold empty entries"));
+            return Err(invalid(
+                &name,
+                "serviceAccounts and projectIDs may not hold empty entries",
+            ));
         }
         let instance_age = duration_field(&name, "instanceAge", config.instance_age.as_deref())?;
         let max_token_lifetime =
@@ -291,7 +294,12 @@ impl GcpProvisioner {
         self.config.disable_ssh_ca_host != Some(true)
     }
 
-    fn check(&self, request: &Request<'_>, keys: &TrustedKeys, now: SystemTime) -> Result<Grant, Refusal> {
+    fn check(
+        &self,
+        request: &Request<'_>,
+        keys: &TrustedKeys,
+        now: SystemTime,
+    ) -> Result<Grant, Refusal> {
         let Credential::Token(token) = request.credential else {
             return Err(refuse(Denial::Malformed, "a GCP provisioner takes an identity token"));
         };
@@ -305,7 +313,10 @@ impl GcpProvisioner {
                 ));
             }
             Operation::SignSshHost if !self.ssh_host_allowed() => {
-                return Err(refuse(Denial::OperationNotAllowed, "SSH host certificates are disabled (disableSSHCAHost)"));
+                return Err(refuse(
+                    Denial::OperationNotAllowed,
+                    "SSH host certificates are disabled (disableSSHCAHost)",
+                ));
             }
             Operation::SignSshUser if !self.ssh_user_allowed() => {
                 return Err(refuse(
@@ -329,7 +340,10 @@ impl GcpProvisioner {
         };
         let mut candidates = keys.keys.iter().filter(|(k, _)| k.as_deref() == Some(kid)).peekable();
         if candidates.peek().is_none() {
-            return Err(refuse(Denial::UnknownKey, format!("kid {kid:?} is not among Google's keys")));
+            return Err(refuse(
+                Denial::UnknownKey,
+                format!("kid {kid:?} is not among Google's keys"),
+            ));
         }
         let mut verified = None;
         let mut last = None;
@@ -353,19 +367,28 @@ impl GcpProvisioner {
             .map_err(|e| refuse(Denial::Malformed, format!("the token's claims: {e}")))?;
 
         if claims.iss.as_deref() != Some(GOOGLE_ISSUER) {
-            return Err(refuse(Denial::WrongIssuer, format!("iss {:?} is not {GOOGLE_ISSUER:?}", claims.iss)));
+            return Err(refuse(
+                Denial::WrongIssuer,
+                format!("iss {:?} is not {GOOGLE_ISSUER:?}", claims.iss),
+            ));
         }
         let fragment = self.fragment();
         let audience_ok = match operation {
-            Operation::SignX509 => check_audience(&claims.aud, request.audience, operation, Some(&fragment)),
-            _ => check_audience(&claims.aud, request.audience, operation, Some(&fragment)).or_else(|first| {
-                // step's client asks for the sign audience whatever it signs (step-ca's
-                // Sign audiences include the SSH endpoint).
-                match sign_endpoint_of_ssh(request.audience) {
-                    Some(sign) => check_audience(&claims.aud, &sign, Operation::SignX509, Some(&fragment)),
-                    None => Err(first),
-                }
-            }),
+            Operation::SignX509 => {
+                check_audience(&claims.aud, request.audience, operation, Some(&fragment))
+            }
+            _ => check_audience(&claims.aud, request.audience, operation, Some(&fragment)).or_else(
+                |first| {
+                    // step's client asks for the sign audience whatever it signs (step-ca's
+                    // Sign audiences include the SSH endpoint).
+                    match sign_endpoint_of_ssh(request.audience) {
+                        Some(sign) => {
+                            check_audience(&claims.aud, &sign, Operation::SignX509, Some(&fragment))
+                        }
+                        None => Err(first),
+                    }
+                },
+            ),
         };
         audience_ok?;
         let now_unix = unix(now);
@@ -397,10 +420,14 @@ impl GcpProvisioner {
             ("zone", &ce.zone),
         ] {
             if value.is_empty() {
-                return Err(refuse(Denial::Malformed, format!("google.compute_engine.{field} is empty")));
+                return Err(refuse(
+                    Denial::Malformed,
+                    format!("google.compute_engine.{field} is empty"),
+                ));
             }
         }
-        if !self.config.project_ids.is_empty() && !self.config.project_ids.contains(&ce.project_id) {
+        if !self.config.project_ids.is_empty() && !self.config.project_ids.contains(&ce.project_id)
+        {
             return Err(refuse(
                 Denial::PolicyViolation,
                 format!("project {:?} is not allowed", ce.project_id),
@@ -417,7 +444,9 @@ impl GcpProvisioner {
             if now_unix.saturating_sub(created) > max {
                 return Err(refuse(
                     Denial::PolicyViolation,
-                    format!("the instance was created at {created}, more than {max} s ago (instanceAge)"),
+                    format!(
+                        "the instance was created at {created}, more than {max} s ago (instanceAge)"
+                    ),
                 ));
             }
         }
@@ -530,7 +559,10 @@ mod tests {
             r#"{"type":"GCP","name":""}"#,
             r#"{"type":"GCP","name":"g","options":{"x509":{"template":"{}"}}}"#,
         ] {
-            assert!(GcpProvisioner::from_json_in(bad, &ProvisionerContext::default()).is_err(), "{bad}");
+            assert!(
+                GcpProvisioner::from_json_in(bad, &ProvisionerContext::default()).is_err(),
+                "{bad}"
+            );
         }
     }
 

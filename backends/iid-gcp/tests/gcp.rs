@@ -122,12 +122,22 @@ async fn keys_of(p: &GcpProvisioner) -> TrustedKeys {
     p.key_source().unwrap().fetch().await.unwrap()
 }
 
-fn authorize(p: &GcpProvisioner, keys: &TrustedKeys, token: &str, op: Operation) -> Result<Grant, Denial> {
+fn authorize(
+    p: &GcpProvisioner,
+    keys: &TrustedKeys,
+    token: &str,
+    op: Operation,
+) -> Result<Grant, Denial> {
     let audience = match op {
         Operation::SignSshHost | Operation::SignSshUser => SSH_SIGN,
         _ => SIGN,
     };
-    let request = Request { credential: Credential::Token(token), operation: op, audience, subject_key: None };
+    let request = Request {
+        credential: Credential::Token(token),
+        operation: op,
+        audience,
+        subject_key: None,
+    };
     match p.authorize(&request, keys, now()) {
         Ok(grant) => Ok(grant),
         Err(keystation_core::Error::Unauthorized(d)) => Err(d),
@@ -138,7 +148,11 @@ fn authorize(p: &GcpProvisioner, keys: &TrustedKeys, token: &str, op: Operation)
 async fn jwks_server(g: &Google) -> String {
     let jwks = g.jwks.clone();
     let (base, _) = serve(move |_| {
-        (200, vec![("cache-control".into(), "public, max-age=600".into())], jwks.clone().into_bytes())
+        (
+            200,
+            vec![("cache-control".into(), "public, max-age=600".into())],
+            jwks.clone().into_bytes(),
+        )
     })
     .await;
     format!("{base}/oauth2/v3/certs")
@@ -148,7 +162,10 @@ async fn jwks_server(g: &Google) -> String {
 async fn a_google_token_is_accepted_once_per_instance() {
     let g = google();
     let url = jwks_server(&g).await;
-    let p = provisioner(serde_json::json!({"projectIDs": ["acme-prod"], "serviceAccounts": ["123456789-compute@developer.gserviceaccount.com"], "instanceAge": "1h"}), &url);
+    let p = provisioner(
+        serde_json::json!({"projectIDs": ["acme-prod"], "serviceAccounts": ["123456789-compute@developer.gserviceaccount.com"], "instanceAge": "1h"}),
+        &url,
+    );
     let source = p.key_source().unwrap();
     let keys = source.fetch().await.unwrap();
     assert_eq!(source.max_age(), Duration::from_secs(600), "Cache-Control max-age");
@@ -161,7 +178,10 @@ async fn a_google_token_is_accepted_once_per_instance() {
         ["web-1.c.acme-prod.internal", "web-1.europe-west1-b.c.acme-prod.internal"]
     );
     assert_eq!(grant.replay_id.as_deref(), Some("tofu:acme-prod/5105478374537282466"));
-    assert_eq!(grant.not_after.duration_since(grant.not_before).unwrap(), Duration::from_secs(24 * 3600));
+    assert_eq!(
+        grant.not_after.duration_since(grant.not_before).unwrap(),
+        Duration::from_secs(24 * 3600)
+    );
     let peek = TokenPeek::of(&token).unwrap();
     assert!(p.routes(&peek));
     assert!(!provisioner(serde_json::json!({"name": "other"}), &url).routes(&peek));
@@ -179,18 +199,30 @@ async fn forged_tokens_are_refused_and_produce_no_replay_id() {
     // The victim's instance in a token signed by the attacker's key, under Google's kid and
     // under its own.
     let victim = claims(&aud);
-    assert_eq!(authorize(&p, &keys, &sign(&attacker, "google-key-1", &victim), Operation::SignX509), Err(Denial::BadSignature));
-    assert_eq!(authorize(&p, &keys, &sign(&attacker, "attacker", &victim), Operation::SignX509), Err(Denial::UnknownKey));
+    assert_eq!(
+        authorize(&p, &keys, &sign(&attacker, "google-key-1", &victim), Operation::SignX509),
+        Err(Denial::BadSignature)
+    );
+    assert_eq!(
+        authorize(&p, &keys, &sign(&attacker, "attacker", &victim), Operation::SignX509),
+        Err(Denial::UnknownKey)
+    );
     // A header without kid; an ES256 token under Google's kid.
     let es = PrivateJwk::generate(Algorithm::Es256).unwrap();
-    assert_eq!(authorize(&p, &keys, &sign(&es, "google-key-1", &victim), Operation::SignX509), Err(Denial::BadSignature));
+    assert_eq!(
+        authorize(&p, &keys, &sign(&es, "google-key-1", &victim), Operation::SignX509),
+        Err(Denial::BadSignature)
+    );
     // A tampered payload.
     let good = sign(&g.key, "google-key-1", &victim);
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
     let mut other = victim.clone();
     other["google"]["compute_engine"]["instance_id"] = "1".into();
     parts[1] = keystation_core_b64(&other.to_string());
-    assert_eq!(authorize(&p, &keys, &parts.join("."), Operation::SignX509), Err(Denial::BadSignature));
+    assert_eq!(
+        authorize(&p, &keys, &parts.join("."), Operation::SignX509),
+        Err(Denial::BadSignature)
+    );
     assert_eq!(authorize(&p, &keys, "not-a-token", Operation::SignX509), Err(Denial::Malformed));
 }
 
@@ -226,29 +258,98 @@ async fn filters_times_and_audiences_refuse() {
         sign(&g.key, "google-key-1", &c)
     };
     let cases: Vec<(&str, String, Denial)> = vec![
-        ("stale creation time", with(&|c| c["google"]["compute_engine"]["instance_creation_timestamp"] = (NOW - 3600).into()), Denial::PolicyViolation),
-        ("no creation time", with(&|c| { c["google"]["compute_engine"].as_object_mut().unwrap().remove("instance_creation_timestamp"); }), Denial::PolicyViolation),
-        ("wrong project", with(&|c| c["google"]["compute_engine"]["project_id"] = "other-project".into()), Denial::PolicyViolation),
-        ("wrong service account", with(&|c| { c["sub"] = "999".into(); c["email"] = "x@developer.gserviceaccount.com".into(); }), Denial::PolicyViolation),
+        (
+            "stale creation time",
+            with(&|c| {
+                c["google"]["compute_engine"]["instance_creation_timestamp"] = (NOW - 3600).into()
+            }),
+            Denial::PolicyViolation,
+        ),
+        (
+            "no creation time",
+            with(&|c| {
+                c["google"]["compute_engine"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("instance_creation_timestamp");
+            }),
+            Denial::PolicyViolation,
+        ),
+        (
+            "wrong project",
+            with(&|c| c["google"]["compute_engine"]["project_id"] = "other-project".into()),
+            Denial::PolicyViolation,
+        ),
+        (
+            "wrong service account",
+            with(&|c| {
+                c["sub"] = "999".into();
+                c["email"] = "x@developer.gserviceaccount.com".into();
+            }),
+            Denial::PolicyViolation,
+        ),
         ("wrong issuer", with(&|c| c["iss"] = "accounts.google.com".into()), Denial::WrongIssuer),
-        ("other provisioner", with(&|c| c["aud"] = format!("{SIGN}#gcp/other").into()), Denial::WrongAudience),
+        (
+            "other provisioner",
+            with(&|c| c["aud"] = format!("{SIGN}#gcp/other").into()),
+            Denial::WrongAudience,
+        ),
         ("no fragment", with(&|c| c["aud"] = SIGN.into()), Denial::WrongAudience),
-        ("other CA", with(&|c| c["aud"] = "https://evil.example/1.0/sign#gcp/google".into()), Denial::WrongAudience),
-        ("expired", with(&|c| { c["iat"] = (NOW - 7200).into(); c["exp"] = (NOW - 3600).into(); }), Denial::Expired),
-        ("no exp", with(&|c| { c.as_object_mut().unwrap().remove("exp"); }), Denial::MissingExpiry),
+        (
+            "other CA",
+            with(&|c| c["aud"] = "https://evil.example/1.0/sign#gcp/google".into()),
+            Denial::WrongAudience,
+        ),
+        (
+            "expired",
+            with(&|c| {
+                c["iat"] = (NOW - 7200).into();
+                c["exp"] = (NOW - 3600).into();
+            }),
+            Denial::Expired,
+        ),
+        (
+            "no exp",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            Denial::MissingExpiry,
+        ),
         ("lives 2 h", with(&|c| c["exp"] = (NOW - 10 + 7200).into()), Denial::LifetimeTooLong),
-        ("no instance id", with(&|c| c["google"]["compute_engine"]["instance_id"] = "".into()), Denial::Malformed),
-        ("no zone", with(&|c| { c["google"]["compute_engine"].as_object_mut().unwrap().remove("zone"); }), Denial::Malformed),
-        ("format=standard", with(&|c| { c.as_object_mut().unwrap().remove("google"); }), Denial::Malformed),
+        (
+            "no instance id",
+            with(&|c| c["google"]["compute_engine"]["instance_id"] = "".into()),
+            Denial::Malformed,
+        ),
+        (
+            "no zone",
+            with(&|c| {
+                c["google"]["compute_engine"].as_object_mut().unwrap().remove("zone");
+            }),
+            Denial::Malformed,
+        ),
+        (
+            "format=standard",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("google");
+            }),
+            Denial::Malformed,
+        ),
     ];
     for (what, token, denial) in cases {
         assert_eq!(authorize(&p, &keys, &token, Operation::SignX509), Err(denial), "{what}");
     }
     // The service account may match by verified email.
-    let p2 = provisioner(serde_json::json!({"serviceAccounts": ["123456789-compute@developer.gserviceaccount.com"]}), &url);
+    let p2 = provisioner(
+        serde_json::json!({"serviceAccounts": ["123456789-compute@developer.gserviceaccount.com"]}),
+        &url,
+    );
     assert!(authorize(&p2, &keys, &with(&|_| {}), Operation::SignX509).is_ok());
     let unverified = with(&|c| c["email_verified"] = false.into());
-    assert_eq!(authorize(&p2, &keys, &unverified, Operation::SignX509), Err(Denial::PolicyViolation));
+    assert_eq!(
+        authorize(&p2, &keys, &unverified, Operation::SignX509),
+        Err(Denial::PolicyViolation)
+    );
 }
 
 #[tokio::test]
@@ -258,27 +359,57 @@ async fn operations_follow_the_capability_matrix() {
     let token = sign(&g.key, "google-key-1", &claims(&format!("{SIGN}#gcp/google")));
     let plain = provisioner(serde_json::json!({}), &url);
     let keys = keys_of(&plain).await;
-    for op in [Operation::RevokeX509, Operation::RenewX509, Operation::RekeyX509, Operation::RevokeSsh, Operation::RenewSsh] {
-        assert_eq!(authorize(&plain, &keys, &token, op), Err(Denial::OperationNotAllowed), "{op:?}");
+    for op in [
+        Operation::RevokeX509,
+        Operation::RenewX509,
+        Operation::RekeyX509,
+        Operation::RevokeSsh,
+        Operation::RenewSsh,
+    ] {
+        assert_eq!(
+            authorize(&plain, &keys, &token, op),
+            Err(Denial::OperationNotAllowed),
+            "{op:?}"
+        );
     }
-    assert_eq!(authorize(&plain, &keys, &token, Operation::SignSshHost), Err(Denial::OperationNotAllowed), "no enableSSHCA");
+    assert_eq!(
+        authorize(&plain, &keys, &token, Operation::SignSshHost),
+        Err(Denial::OperationNotAllowed),
+        "no enableSSHCA"
+    );
 
     let ssh = provisioner(serde_json::json!({"claims": {"enableSSHCA": true}}), &url);
     // step's client asks for the sign audience also for SSH.
     let host = authorize(&ssh, &keys, &token, Operation::SignSshHost).unwrap();
     assert_eq!(host.subject, "web-1");
     assert_eq!(host.sans.len(), 2);
-    assert_eq!(host.not_after.duration_since(host.not_before).unwrap(), Duration::from_secs(720 * 3600));
-    assert_eq!(authorize(&ssh, &keys, &token, Operation::SignSshUser), Err(Denial::OperationNotAllowed), "user certificates are opt-in");
+    assert_eq!(
+        host.not_after.duration_since(host.not_before).unwrap(),
+        Duration::from_secs(720 * 3600)
+    );
+    assert_eq!(
+        authorize(&ssh, &keys, &token, Operation::SignSshUser),
+        Err(Denial::OperationNotAllowed),
+        "user certificates are opt-in"
+    );
     let ssh_token = sign(&g.key, "google-key-1", &claims(&format!("{SSH_SIGN}#gcp/google")));
     assert!(authorize(&ssh, &keys, &ssh_token, Operation::SignSshHost).is_ok());
     assert_eq!(authorize(&ssh, &keys, &ssh_token, Operation::SignX509), Err(Denial::WrongAudience));
 
-    let users = provisioner(serde_json::json!({"claims": {"enableSSHCA": true}, "disableSSHCAUser": false, "disableSSHCAHost": true}), &url);
+    let users = provisioner(
+        serde_json::json!({"claims": {"enableSSHCA": true}, "disableSSHCAUser": false, "disableSSHCAHost": true}),
+        &url,
+    );
     let user = authorize(&users, &keys, &token, Operation::SignSshUser).unwrap();
     assert_eq!(user.subject, "123456789-compute@developer.gserviceaccount.com");
-    assert_eq!(user.sans, ["sa_112233445566778899000", "123456789-compute@developer.gserviceaccount.com"]);
-    assert_eq!(authorize(&users, &keys, &token, Operation::SignSshHost), Err(Denial::OperationNotAllowed));
+    assert_eq!(
+        user.sans,
+        ["sa_112233445566778899000", "123456789-compute@developer.gserviceaccount.com"]
+    );
+    assert_eq!(
+        authorize(&users, &keys, &token, Operation::SignSshHost),
+        Err(Denial::OperationNotAllowed)
+    );
 }
 
 #[tokio::test]
@@ -296,8 +427,17 @@ async fn without_trust_on_first_use_each_token_is_single_use() {
 
 #[tokio::test]
 async fn the_factory_builds_from_the_options_object() {
-    let options = GcpOptions { name: "google".into(), project_ids: vec!["acme-prod".into()], ..GcpOptions::default() };
-    let built = keystation_provisioners::provisioner_from_json_with(&options.to_json(), &ProvisionerContext::default(), &[FACTORY]).unwrap();
+    let options = GcpOptions {
+        name: "google".into(),
+        project_ids: vec!["acme-prod".into()],
+        ..GcpOptions::default()
+    };
+    let built = keystation_provisioners::provisioner_from_json_with(
+        &options.to_json(),
+        &ProvisionerContext::default(),
+        &[FACTORY],
+    )
+    .unwrap();
     assert_eq!(built.kind(), keystation_provisioners::ProvisionerKind::Gcp);
     assert_eq!(built.name(), "google");
     assert!(built.key_source().is_some());
@@ -320,7 +460,11 @@ async fn the_client_asks_the_metadata_server_as_step_does() {
     let answer = token.clone();
     let (base, seen) = serve(move |head| {
         if head.to_ascii_lowercase().contains("\r\nmetadata-flavor: google\r\n") {
-            (200, vec![("content-type".into(), "application/text".into())], format!("{answer}\n").into_bytes())
+            (
+                200,
+                vec![("content-type".into(), "application/text".into())],
+                format!("{answer}\n").into_bytes(),
+            )
         } else {
             (403, vec![], b"Missing Metadata-Flavor:Google header.".to_vec())
         }
