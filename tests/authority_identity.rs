@@ -251,6 +251,222 @@ fn certificate_subject(pem: &str) -> String {
     certificate.subject_common_name().unwrap_or_default().to_owned()
 }
 
+// --- AWS ---------------------------------------------------------------------------------
+
+/// The test's own instance-identity signing pair (RSA-1024, as AWS's per-region keys), made
+/// for keystation-iid-aws's tests.
+const IID_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/backends/iid-aws/tests/data");
+
+/// An identity document as the metadata service serves it (AWS's fields, order and
+/// pretty-printing), pending since two minutes ago.
+fn iid_document(instance: &str) -> String {
+    let pending = keystation_x509::rfc3339(
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
+            .unwrap()
+            - 120,
+    );
+    format!(
+        r#"{{
+  "accountId" : "123456789012",
+  "architecture" : "x86_64",
+  "availabilityZone" : "eu-west-1a",
+  "billingProducts" : null,
+  "devpayProductCodes" : null,
+  "marketplaceProductCodes" : null,
+  "imageId" : "ami-0c1bc246476a5572b",
+  "instanceId" : "{instance}",
+  "instanceType" : "t3.micro",
+  "kernelId" : null,
+  "pendingTime" : "{pending}",
+  "privateIp" : "10.0.7.21",
+  "ramdiskId" : null,
+  "region" : "eu-west-1",
+  "version" : "2017-09-30"
+}}"#
+    )
+}
+
+/// The document's `/signature`: base64 of RSA PKCS#1 v1.5 SHA-256 with `key`.
+fn iid_signature(key: &str, document: &str) -> String {
+    use base64::Engine as _;
+    use rsa::pkcs8::DecodePrivateKey as _;
+    use rsa::signature::{SignatureEncoding as _, Signer as _};
+    let pem = std::fs::read_to_string(format!("{IID_DATA}/{key}.key")).unwrap();
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).unwrap();
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+    base64::engine::general_purpose::STANDARD.encode(signer.sign(document.as_bytes()).to_vec())
+}
+
+/// A loopback IMDSv2: `PUT /latest/api/token` hands out a session token, which the
+/// document and signature paths require. What it serves can be swapped between requests.
+struct Imds {
+    url: String,
+    served: std::sync::Arc<std::sync::Mutex<(String, String)>>,
+}
+
+impl Imds {
+    async fn start(document: String, signature: String) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let served = std::sync::Arc::new(std::sync::Mutex::new((document, signature)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = served.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+                    let line = head.lines().next().unwrap_or_default().to_owned();
+                    let session = head.contains("x-aws-ec2-metadata-token: session-1");
+                    let (document, signature) = state.lock().unwrap().clone();
+                    let (status, body) = if line.starts_with("put /latest/api/token ")
+                        && head.contains("x-aws-ec2-metadata-token-ttl-seconds:")
+                    {
+                        ("200 OK", "session-1".to_owned())
+                    } else if !session {
+                        ("401 Unauthorized", String::new())
+                    } else if line.starts_with("get /latest/dynamic/instance-identity/document ") {
+                        ("200 OK", document)
+                    } else if line.starts_with("get /latest/dynamic/instance-identity/signature ") {
+                        ("200 OK", signature)
+                    } else {
+                        ("404 Not Found", String::new())
+                    };
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tcp.write_all(response.as_bytes()).await;
+                    let _ = tcp.shutdown().await;
+                });
+            }
+        });
+        Self { url, served }
+    }
+
+    fn serve(&self, document: String, signature: String) {
+        *self.served.lock().unwrap() = (document, signature);
+    }
+}
+
+/// `keystation ca token SUBJECT --type aws` against `imds`, as a host runs it.
+fn aws_token(authority: &Authority, ca_url: &str, imds: &Imds, subject: &str) -> String {
+    let mut command = keystation(authority.dir.path());
+    command.args([
+        "ca",
+        "token",
+        subject,
+        "--type",
+        "aws",
+        "--provisioner",
+        "aws",
+        "--ca-url",
+        ca_url,
+        "--metadata-url",
+        &imds.url,
+    ]);
+    run_ok(command, "keystation ca token --type aws").trim().to_owned()
+}
+
+async fn aws_trust_on_first_use(engine: Engine) {
+    let port = free_port();
+    let authority = Authority::init(engine, port);
+    let roots = format!("{IID_DATA}/iid-test-rsa1024.pem");
+    run_ok(
+        authority_command(
+            &authority,
+            &[
+                "provisioner",
+                "add",
+                "aws",
+                "--type",
+                "AWS",
+                "--aws-account",
+                "123456789012",
+                "--instance-age",
+                "1h",
+                "--iid-roots",
+                &roots,
+            ],
+        ),
+        "authority provisioner add --type AWS",
+    );
+    let mut server = authority.serve(port, "aws");
+    server.wait_healthy().await;
+    let client = &server.client;
+    let ca_url = format!("https://127.0.0.1:{port}");
+    let host_csr = || harness::csr("i-0123456789abcdef0", &[]);
+
+    // The instance's first certificate.
+    let document = iid_document("i-0123456789abcdef0");
+    let imds = Imds::start(document.clone(), iid_signature("iid-test-rsa1024", &document)).await;
+    let first = aws_token(&authority, &ca_url, &imds, "i-0123456789abcdef0");
+    let answer = client.sign(&host_csr(), &first).await;
+    assert_eq!(answer.status, 201, "the instance's first token: {}\n{}", answer.text, server.log_tail());
+
+    // A second token of the same instance (a second later, so not the same token): its
+    // one certificate is spent.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = aws_token(&authority, &ca_url, &imds, "i-0123456789abcdef0");
+    assert_ne!(first, second, "each token is new");
+    let answer = client.sign(&host_csr(), &second).await;
+    assert_refused(&answer, 401, "already used", "the instance's second token");
+
+    // A forged document for a victim instance, signed by another key: refused, and the
+    // victim's slot is untouched.
+    let victim = iid_document("i-0victim00000000000");
+    imds.serve(victim.clone(), iid_signature("iid-attacker-rsa1024", &victim));
+    let forged = aws_token(&authority, &ca_url, &imds, "i-0victim00000000000");
+    let answer = client.sign(&harness::csr("i-0victim00000000000", &[]), &forged).await;
+    assert_refused(&answer, 401, "unauthorized", "a document signed by another key");
+
+    // The victim's genuine first token still works.
+    imds.serve(victim.clone(), iid_signature("iid-test-rsa1024", &victim));
+    let genuine = aws_token(&authority, &ca_url, &imds, "i-0victim00000000000");
+    let answer = client.sign(&harness::csr("i-0victim00000000000", &[]), &genuine).await;
+    assert_eq!(answer.status, 201, "the victim's own first token: {}", answer.text);
+
+    // The operator sees both instances and resets the first; it may enrol again.
+    let listed = run_ok(authority_command(&authority, &["tofu", "list"]), "authority tofu list");
+    assert!(listed.contains("aws\ti-0123456789abcdef0\t"), "{listed}");
+    assert!(listed.contains("aws\ti-0victim00000000000\t"), "{listed}");
+    imds.serve(document.clone(), iid_signature("iid-test-rsa1024", &document));
+    run_ok(
+        authority_command(
+            &authority,
+            &["tofu", "reset", "--provisioner", "aws", "i-0123456789abcdef0"],
+        ),
+        "authority tofu reset",
+    );
+    let again = aws_token(&authority, &ca_url, &imds, "i-0123456789abcdef0");
+    let answer = client.sign(&host_csr(), &again).await;
+    assert_eq!(answer.status, 201, "after the reset: {}", answer.text);
+    // Resetting an instance with no record says so.
+    let mut unknown =
+        authority_command(&authority, &["tofu", "reset", "--provisioner", "aws", "i-0nothing"]);
+    let output = unknown.output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("has no record of instance"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_trust_on_first_use_sqlite() {
+    aws_trust_on_first_use(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_trust_on_first_use_postgres() {
+    aws_trust_on_first_use(Engine::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn oidc_real_provider_sqlite() {
     oidc(Engine::Sqlite).await;
