@@ -7,6 +7,7 @@
 //! `version`. Only what the provisioner checks is read; other fields are ignored, so that
 //! fields AWS adds do not break verification.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::Deserialize;
@@ -28,18 +29,19 @@ pub struct IdentityDocument {
     pub pending_time: Option<i64>,
 }
 
+/// The fields read, borrowed from the document where JSON has no escapes.
 #[derive(Deserialize)]
-struct Raw {
-    #[serde(rename = "accountId", default)]
-    account_id: Option<String>,
-    #[serde(rename = "instanceId", default)]
-    instance_id: Option<String>,
-    #[serde(rename = "privateIp", default)]
-    private_ip: Option<String>,
-    #[serde(default)]
-    region: Option<String>,
-    #[serde(rename = "pendingTime", default)]
-    pending_time: Option<String>,
+struct Raw<'a> {
+    #[serde(rename = "accountId", default, borrow)]
+    account_id: Option<Cow<'a, str>>,
+    #[serde(rename = "instanceId", default, borrow)]
+    instance_id: Option<Cow<'a, str>>,
+    #[serde(rename = "privateIp", default, borrow)]
+    private_ip: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    region: Option<Cow<'a, str>>,
+    #[serde(rename = "pendingTime", default, borrow)]
+    pending_time: Option<Cow<'a, str>>,
 }
 
 impl IdentityDocument {
@@ -49,11 +51,11 @@ impl IdentityDocument {
     /// the instance ID printable ASCII without spaces (it names a trust-on-first-use
     /// record and goes into a certificate extension).
     pub fn parse(json: &[u8]) -> Result<Self, String> {
-        let raw: Raw =
+        let raw: Raw<'_> =
             serde_json::from_slice(json).map_err(|e| format!("not a JSON document: {e}"))?;
-        let field = |name: &str, value: Option<String>| {
+        fn field<'a>(name: &str, value: Option<Cow<'a, str>>) -> Result<Cow<'a, str>, String> {
             value.filter(|v| !v.is_empty()).ok_or_else(|| format!("the document has no {name}"))
-        };
+        }
         let account_id = field("accountId", raw.account_id)?;
         let instance_id = field("instanceId", raw.instance_id)?;
         let private_ip = field("privateIp", raw.private_ip)?;
@@ -73,17 +75,26 @@ impl IdentityDocument {
             .pending_time
             .as_deref()
             .and_then(|t| keystation_jose::step_time::parse_rfc3339(t).ok());
-        Ok(Self { account_id, instance_id, private_ip, region, pending_time })
+        Ok(Self {
+            account_id: account_id.into_owned(),
+            instance_id: instance_id.into_owned(),
+            private_ip,
+            region: region.into_owned(),
+            pending_time,
+        })
     }
 
     /// The instance's private DNS name as EC2 gives it, `ip-a-b-c-d.<region>.compute.internal`
     /// (the form step-ca allows under `disableCustomSANs`).
     pub fn private_dns_name(&self) -> String {
-        format!(
-            "ip-{}.{}.compute.internal",
-            self.private_ip.to_string().replace(['.', ':'], "-"),
-            self.region
-        )
+        let address = match self.private_ip {
+            IpAddr::V4(v4) => {
+                let [a, b, c, d] = v4.octets();
+                format!("{a}-{b}-{c}-{d}")
+            }
+            IpAddr::V6(v6) => v6.to_string().replace(':', "-"),
+        };
+        format!("ip-{address}.{}.compute.internal", self.region)
     }
 }
 

@@ -44,6 +44,7 @@
 //! token — not its `jti`, which step derives from the instance ID and would make every
 //! later token of the instance a replay.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -51,7 +52,7 @@ use keystation_core::provisioner::{Credential, Denial, Grant, Operation, Request
 use keystation_jose::Claims as TokenClaims;
 use keystation_jose::step_time::{format_go_duration, parse_go_duration};
 use keystation_provisioners::token_checks::{
-    Refusal, check_audience, check_times, jose_refusal, refuse, system_time, unix,
+    Refusal, check_audience, check_times, refuse, system_time, unix,
 };
 use keystation_provisioners::{
     Claims, ClaimsJson, EffectiveClaims, ProvisionerContext, ProvisionerKind, StepProvisioner,
@@ -129,34 +130,129 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// What a token's signatures vouch for.
-#[derive(Debug)]
-struct Verified {
-    claims: TokenClaims,
+/// What a token's signatures vouch for: the payload (claims and `amazon`, borrowed from
+/// the decoded payload) and the verified document.
+struct Verified<'a> {
+    payload: Payload<'a>,
     document: IdentityDocument,
 }
 
+/// The token's payload, parsed once: the registered claims (with the types
+/// [`keystation_jose::Claims`] requires of them) and `amazon`. Strings borrow from the
+/// decoded payload where JSON has no escapes.
 #[derive(Deserialize)]
-struct Payload {
+struct Payload<'a> {
+    #[serde(default, borrow)]
+    iss: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    sub: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "audiences")]
+    aud: Vec<String>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    exp: Option<i64>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    nbf: Option<i64>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    iat: Option<i64>,
+    /// Not used (the replay id is not the `jti`), but a string when present, as for
+    /// every step token.
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    jti: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    sans: Vec<String>,
+    /// Type-checked as for every step token, not used.
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    sha: Option<Cow<'a, str>>,
+    /// Type-checked as for every step token, not used.
     #[serde(default)]
-    amazon: Option<Amazon>,
+    #[allow(dead_code)]
+    step: Option<keystation_jose::StepClaims>,
+    #[serde(default, borrow)]
+    amazon: Option<Amazon<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Amazon {
-    #[serde(default)]
-    document: Option<String>,
-    #[serde(default)]
-    signature: Option<String>,
-    #[serde(default)]
-    pkcs7: Option<String>,
+struct Amazon<'a> {
+    #[serde(default, borrow)]
+    document: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pkcs7: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct Header {
-    alg: Option<String>,
+struct Header<'a> {
+    #[serde(default, borrow)]
+    alg: Option<Cow<'a, str>>,
     #[serde(default)]
-    crit: Option<serde_json::Value>,
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// `aud`: a string or an array of strings (RFC 7519 §4.1.3); `null` is none.
+fn audiences<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or an array of strings")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![v.to_owned()])
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(vec![v])
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+            while let Some(s) = seq.next_element::<String>()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(Visitor)
+}
+
+/// RFC 7519 §2 NumericDate: a JSON number of seconds, possibly with a fraction
+/// (truncated); `null` is absent (as keystation-jose reads it).
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.is_finite() && f.abs() < 9.0e15 => Ok(Some(f.trunc() as i64)),
+        _ => Err(serde::de::Error::custom("NumericDate out of range")),
+    }
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Standard base64 (as Go encodes `[]byte`) of an `amazon` field, or why not.
+fn amazon_field(value: Option<&str>, what: &str) -> Result<Option<Vec<u8>>, Refusal> {
+    value
+        .map(|v| {
+            B64.decode(v)
+                .map_err(|_| refuse(Denial::Malformed, format!("amazon.{what} is not base64")))
+        })
+        .transpose()
 }
 
 impl AwsProvisioner {
@@ -287,23 +383,30 @@ impl AwsProvisioner {
         pkcs7::verify(pkcs7, &self.trust).map(|v| v.document).map_err(|r| format!("{r:?}"))
     }
 
-    fn verify_token(&self, token: &str) -> Result<Verified, Refusal> {
+    /// The token's signatures verified: the MAC, then the document's signature, and only
+    /// then the document parsed for use. `buffer` receives the decoded payload, which the
+    /// answer borrows from.
+    fn verify_token<'b>(
+        &self,
+        token: &str,
+        buffer: &'b mut Vec<u8>,
+    ) -> Result<Verified<'b>, Refusal> {
         if token.len() > MAX_TOKEN_LENGTH {
             return Err(refuse(Denial::Malformed, "the token is over 64 KiB"));
         }
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(mac), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(refuse(Denial::Malformed, "not a compact JWS of three parts"));
-        };
-        let decode = |part: &str, what: &str| {
+        // The header and the MAC are short: find them from both ends, so that the long
+        // payload is scanned once, by the base64url decoder (which takes no '.').
+        let three_parts = || refuse(Denial::Malformed, "not a compact JWS of three parts");
+        let (header, rest) = token.split_once('.').ok_or_else(three_parts)?;
+        let (payload, mac) = rest.rsplit_once('.').ok_or_else(three_parts)?;
+        let decode = |part: &str, what: &str, out: &mut Vec<u8>| {
             B64URL
-                .decode(part)
+                .decode_vec(part, out)
                 .map_err(|_| refuse(Denial::Malformed, format!("the {what} is not base64url")))
         };
-        let header_json = decode(header, "header")?;
-        let header_value: Header = serde_json::from_slice(&header_json)
+        let mut header_json = Vec::with_capacity(header.len() / 4 * 3 + 3);
+        decode(header, "header", &mut header_json)?;
+        let header_value: Header<'_> = serde_json::from_slice(&header_json)
             .map_err(|e| refuse(Denial::Malformed, format!("header: {e}")))?;
         if header_value.alg.as_deref() != Some("HS256") {
             return Err(refuse(
@@ -317,25 +420,28 @@ impl AwsProvisioner {
         if header_value.crit.is_some() {
             return Err(refuse(Denial::Malformed, "the header has crit parameters"));
         }
-        let payload_json = decode(payload, "payload")?;
-        let mac = decode(mac, "MAC")?;
-        let amazon = serde_json::from_slice::<Payload>(&payload_json)
-            .map_err(|e| refuse(Denial::Malformed, format!("payload: {e}")))?
+        buffer.clear();
+        buffer.reserve(payload.len() / 4 * 3 + 3);
+        decode(payload, "payload", buffer)
+            .map_err(|e| if payload.contains('.') { three_parts() } else { e })?;
+        let mut mac_bytes = Vec::with_capacity(mac.len() / 4 * 3 + 3);
+        decode(mac, "MAC", &mut mac_bytes)?;
+        let payload_json: &'b [u8] = buffer;
+        // A JSON object, as keystation-jose requires of claims (serde's derived structs
+        // also take arrays, fields by position).
+        if payload_json.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) != Some(&b'{')
+        {
+            return Err(refuse(Denial::Malformed, "JWT claims: not a JSON object"));
+        }
+        let mut payload_value: Payload<'b> = serde_json::from_slice(payload_json)
+            .map_err(|e| refuse(Denial::Malformed, format!("payload: {e}")))?;
+        let amazon = payload_value
             .amazon
+            .take()
             .ok_or_else(|| refuse(Denial::Malformed, "the token has no amazon claim"))?;
-        let field = |value: &Option<String>, what: &str| -> Result<Option<Vec<u8>>, Refusal> {
-            value
-                .as_deref()
-                .map(|v| {
-                    B64.decode(v).map_err(|_| {
-                        refuse(Denial::Malformed, format!("amazon.{what} is not base64"))
-                    })
-                })
-                .transpose()
-        };
-        let document = field(&amazon.document, "document")?;
-        let signature = field(&amazon.signature, "signature")?;
-        let pkcs7_bytes = field(&amazon.pkcs7, "pkcs7")?;
+        let document = amazon_field(amazon.document.as_deref(), "document")?;
+        let signature = amazon_field(amazon.signature.as_deref(), "signature")?;
+        let pkcs7_bytes = amazon_field(amazon.pkcs7.as_deref(), "pkcs7")?;
         let key = match (&signature, &pkcs7_bytes) {
             (Some(s), None) => s,
             (None, Some(p)) => p,
@@ -349,12 +455,10 @@ impl AwsProvisioner {
         if key.is_empty() {
             return Err(refuse(Denial::BadSignature, "the document's signature is empty"));
         }
-        // The MAC first: it is cheap, and a token altered after it was made stops here.
-        let mut input = Vec::with_capacity(header.len() + 1 + payload.len());
-        input.extend_from_slice(header.as_bytes());
-        input.push(b'.');
-        input.extend_from_slice(payload.as_bytes());
-        ring::hmac::verify(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), &input, &mac)
+        // The MAC first: it is cheap, and a token altered after it was made stops here. Its
+        // input, `header.payload`, is the token's prefix.
+        let signed = &token.as_bytes()[..header.len() + 1 + payload.len()];
+        ring::hmac::verify(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), signed, &mac_bytes)
             .map_err(|_| {
                 refuse(
                     Denial::BadSignature,
@@ -397,8 +501,7 @@ impl AwsProvisioner {
             }
             _ => return Err(refuse(Denial::Malformed, "amazon.signature without amazon.document")),
         };
-        let claims = TokenClaims::from_json(&payload_json).map_err(|e| jose_refusal(&e))?;
-        Ok(Verified { claims, document })
+        Ok(Verified { payload: payload_value, document })
     }
 
     fn check(&self, request: &Request<'_>, now: SystemTime) -> Result<Grant, Refusal> {
@@ -414,7 +517,8 @@ impl AwsProvisioner {
                 ),
             ));
         }
-        let Verified { claims, document } = self.verify_token(token)?;
+        let mut buffer = Vec::new();
+        let Verified { payload: claims, document } = self.verify_token(token, &mut buffer)?;
         if claims.iss.as_deref() != Some(AWS_ISSUER) {
             return Err(refuse(
                 Denial::WrongIssuer,
@@ -423,7 +527,9 @@ impl AwsProvisioner {
         }
         check_audience(&claims.aud, request.audience, request.operation, Some(&self.fragment))?;
         let now = unix(now);
-        check_times(&claims, now, self.max_token_lifetime)?;
+        let mut times = TokenClaims::default();
+        (times.exp, times.nbf, times.iat) = (claims.exp, claims.nbf, claims.iat);
+        check_times(&times, now, self.max_token_lifetime)?;
         let Some(sub) = claims.sub.as_deref().filter(|s| !s.is_empty()) else {
             return Err(refuse(Denial::Malformed, "the token has no sub"));
         };
@@ -453,10 +559,10 @@ impl AwsProvisioner {
                 ));
             }
         }
-        let dns = document.private_dns_name();
-        let ip = document.private_ip.to_string();
-        let known = [dns.clone(), ip.clone()];
+        // The instance's own names, made only where they are needed.
+        let known = || [document.private_dns_name(), document.private_ip.to_string()];
         let names = if self.disable_custom_sans {
+            let [dns, ip] = known();
             if sub != document.instance_id && sub != ip && sub != dns {
                 return Err(refuse(
                     Denial::PolicyViolation,
@@ -465,20 +571,20 @@ impl AwsProvisioner {
                     ),
                 ));
             }
-            if let Some(name) = claims.sans.iter().find(|s| !known.contains(s)) {
+            if let Some(name) = claims.sans.iter().find(|s| **s != dns && **s != ip) {
                 return Err(refuse(
                     Denial::PolicyViolation,
                     format!("disableCustomSANs: {name:?} is neither {dns} nor {ip}"),
                 ));
             }
-            if claims.sans.is_empty() { known.to_vec() } else { claims.sans.clone() }
+            if claims.sans.is_empty() { vec![dns, ip] } else { claims.sans }
         } else if claims.sans.is_empty() {
             match request.operation {
-                Operation::SignSshHost => known.to_vec(),
+                Operation::SignSshHost => known().to_vec(),
                 _ => vec![sub.to_owned()],
             }
         } else {
-            claims.sans.clone()
+            claims.sans
         };
         let (bounds, what) = match request.operation {
             Operation::SignSshHost => {
@@ -514,7 +620,13 @@ impl AwsProvisioner {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 impl keystation_core::Provisioner for AwsProvisioner {
