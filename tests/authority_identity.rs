@@ -261,8 +261,10 @@ const IID_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/backends/iid-aws/te
 /// pretty-printing), pending since two minutes ago.
 fn iid_document(instance: &str) -> String {
     let pending = keystation_x509::rfc3339(
-        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
-            .unwrap()
+        i64::try_from(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        )
+        .unwrap()
             - 120,
     );
     format!(
@@ -410,7 +412,13 @@ async fn aws_trust_on_first_use(engine: Engine) {
     let imds = Imds::start(document.clone(), iid_signature("iid-test-rsa1024", &document)).await;
     let first = aws_token(&authority, &ca_url, &imds, "i-0123456789abcdef0");
     let answer = client.sign(&host_csr(), &first).await;
-    assert_eq!(answer.status, 201, "the instance's first token: {}\n{}", answer.text, server.log_tail());
+    assert_eq!(
+        answer.status,
+        201,
+        "the instance's first token: {}\n{}",
+        answer.text,
+        server.log_tail()
+    );
 
     // A second token of the same instance (a second later, so not the same token): its
     // one certificate is spent.
@@ -455,6 +463,111 @@ async fn aws_trust_on_first_use(engine: Engine) {
     let output = unknown.output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("has no record of instance"));
+}
+
+// --- provisioner add ---------------------------------------------------------------------
+
+/// `authority provisioner add` knows every identity and cloud type with step's flags; each
+/// object is checked by its crate before it is stored, and a bad one is refused.
+#[test]
+fn provisioner_add_knows_every_identity_and_cloud_type() {
+    let authority = Authority::init(Engine::Sqlite, free_port());
+    let key = authority.dir.path().join("sa.pub");
+    let generated = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 | openssl pkey -pubout -out {}",
+            key.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(generated.success(), "openssl made the service-account key");
+    let key = key.display().to_string();
+    let adds: [&[&str]; 5] = [
+        &[
+            "oidc",
+            "--type",
+            "OIDC",
+            "--client-id",
+            "keystation",
+            "--client-secret",
+            "s3cret",
+            "--configuration-endpoint",
+            "https://accounts.example.com",
+            "--admin",
+            "ops@example.com",
+            "--domain",
+            "example.com",
+            "--group",
+            "ops",
+        ],
+        &["k8s", "--type", "K8sSA", "--public-key", &key, "--field", "allowLegacyTokens=true"],
+        &[
+            "aws",
+            "--type",
+            "AWS",
+            "--aws-account",
+            "123456789012",
+            "--instance-age",
+            "1h",
+            "--disable-custom-sans",
+        ],
+        &[
+            "gcp",
+            "--type",
+            "GCP",
+            "--gcp-project",
+            "my-project",
+            "--gcp-service-account",
+            "vm@my-project.iam.gserviceaccount.com",
+            "--instance-age",
+            "24h",
+        ],
+        &[
+            "azure",
+            "--type",
+            "Azure",
+            "--azure-tenant",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "--azure-resource-group",
+            "web",
+            "--disable-trust-on-first-use",
+        ],
+    ];
+    for add in adds {
+        let mut args = vec!["provisioner", "add"];
+        args.extend_from_slice(add);
+        run_ok(authority_command(&authority, &args), &format!("provisioner add {}", add[0]));
+    }
+    let listed =
+        run_ok(authority_command(&authority, &["provisioner", "list"]), "provisioner list");
+    for (name, kind, field) in [
+        ("oidc", "OIDC", r#""clientID":"keystation""#),
+        ("k8s", "K8sSA", r#""publicKeys":"#),
+        ("aws", "AWS", r#""accounts":["123456789012"]"#),
+        ("gcp", "GCP", r#""projectIDs":["my-project"]"#),
+        ("azure", "Azure", r#""resourceGroups":["web"]"#),
+    ] {
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}\t")))
+            .unwrap_or_else(|| panic!("{name} is not listed:\n{listed}"));
+        assert!(line.contains(&format!("\t{kind}\t")) && line.contains(field), "{line}");
+    }
+    // Each type's crate checks its object: a GCP provisioner without projects or accounts
+    // is fine, but a malformed instance age is not; an unknown type is a usage error.
+    let output = authority_command(
+        &authority,
+        &["provisioner", "add", "gcp2", "--type", "GCP", "--instance-age", "soon"],
+    )
+    .output()
+    .unwrap();
+    assert!(!output.status.success(), "a malformed instanceAge is refused");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("instanceAge"));
+    let output = authority_command(&authority, &["provisioner", "add", "x", "--type", "SCEP"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

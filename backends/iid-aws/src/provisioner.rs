@@ -429,8 +429,7 @@ impl AwsProvisioner {
         let payload_json: &'b [u8] = buffer;
         // A JSON object, as keystation-jose requires of claims (serde's derived structs
         // also take arrays, fields by position).
-        if payload_json.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) != Some(&b'{')
-        {
+        if payload_json.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) != Some(&b'{') {
             return Err(refuse(Denial::Malformed, "JWT claims: not a JSON object"));
         }
         let mut payload_value: Payload<'b> = serde_json::from_slice(payload_json)
