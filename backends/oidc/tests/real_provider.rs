@@ -53,7 +53,10 @@ fn provider_dir() -> PathBuf {
     let lock = std::fs::read(source.join("package-lock.json")).unwrap();
     let installed_lock = dir.join("node_modules/.keystation-lock");
     let current = std::fs::read(&installed_lock).ok().as_deref() == Some(lock.as_slice());
-    for file in SCRIPTS {
+    // The scripts are copied next to the packages — unless the prepared directory is the
+    // source directory itself (copying a file onto itself would empty it).
+    let same = source.canonicalize().ok() == dir.canonicalize().ok();
+    for file in SCRIPTS.iter().filter(|_| !same) {
         std::fs::copy(source.join(file), dir.join(file)).unwrap();
     }
     if !current {
