@@ -9,12 +9,12 @@
 //! The cache lifetime is the JWK set answer's `Cache-Control: max-age`, 1 h when none is
 //! given, bounded to [`MIN_MAX_AGE`]..=[`MAX_MAX_AGE`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keystation_core::provisioner::TrustedKeys;
 use keystation_fetch::{Fetcher, Method};
-use keystation_jose::{Algorithm, Jwk};
+use keystation_jose::{Algorithm, JwkSet};
+use keystation_provisioners::{CacheLifetime, usable_keys};
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -47,45 +47,20 @@ struct Discovery {
     jwks_uri: String,
 }
 
-#[derive(Deserialize)]
-struct KeySet {
-    keys: Vec<serde_json::Value>,
-}
-
-/// The [`TrustedKeys`] for tokens of `issuer`, from a JWK set's text: RS256 signing keys with
-/// their `kid`, and the issuer statement. Other keys are skipped with a log line; a set with
-/// none left is an error.
+/// The [`TrustedKeys`] for tokens of `issuer`, from a JWK set's text (RFC 7517 §5): RS256
+/// signing keys with their `kid`, and the issuer statement. Other keys are skipped with a log
+/// line; a set with none left is an error.
 pub fn trusted_keys_from_jwks(issuer: &str, jwks: &[u8], url: &str) -> Result<TrustedKeys, Error> {
-    let set: KeySet = serde_json::from_slice(jwks)
+    let set = JwkSet::from_json(jwks)
         .map_err(|e| Error::NotAKeySet { url: url.to_owned(), reason: e.to_string() })?;
-    let mut trusted = TrustedKeys {
+    let rs256 = set.into_entries().map(|e| e.require_kid().require_algorithm(Algorithm::Rs256));
+    let keys = usable_keys(url, rs256)
+        .map_err(|skipped| Error::NoUsableKey { url: url.to_owned(), skipped })?;
+    Ok(TrustedKeys {
+        keys: keys.iter().map(|k| (k.kid().map(str::to_owned), k.public_key().clone())).collect(),
         statements: vec![format!("{ISSUER_STATEMENT}{issuer}")],
         ..TrustedKeys::default()
-    };
-    let mut skipped = 0;
-    for value in &set.keys {
-        let kid = value.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
-        let usable =
-            kid.is_some() && value.get("use").and_then(|u| u.as_str()).is_none_or(|u| u == "sig");
-        let jwk = match Jwk::from_json_value(value) {
-            Ok(jwk) if usable && jwk.algorithm() == Algorithm::Rs256 => jwk,
-            Ok(_) => {
-                tracing::info!(url, ?kid, "JWKS key skipped: not an RS256 signing key with a kid");
-                skipped += 1;
-                continue;
-            }
-            Err(e) => {
-                tracing::info!(url, ?kid, error = %e, "JWKS key skipped: unusable");
-                skipped += 1;
-                continue;
-            }
-        };
-        trusted.keys.push((kid, jwk.public_key().clone()));
-    }
-    if trusted.keys.is_empty() {
-        return Err(Error::NoUsableKey { url: url.to_owned(), skipped });
-    }
-    Ok(trusted)
+    })
 }
 
 /// The issuer `keys` carry ([`ISSUER_STATEMENT`]).
@@ -97,14 +72,14 @@ pub fn issuer_of(keys: &TrustedKeys) -> Option<&str> {
 pub struct AzureKeySource {
     fetcher: Fetcher,
     discovery: String,
-    max_age_secs: AtomicU64,
+    lifetime: CacheLifetime,
 }
 
 impl std::fmt::Debug for AzureKeySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AzureKeySource")
             .field("discovery", &self.discovery)
-            .field("max_age_secs", &self.max_age_secs.load(Ordering::Relaxed))
+            .field("lifetime", &self.lifetime)
             .finish()
     }
 }
@@ -112,7 +87,11 @@ impl std::fmt::Debug for AzureKeySource {
 impl AzureKeySource {
     /// A source reading the discovery document at `discovery` through `fetcher`.
     pub fn new(fetcher: Fetcher, discovery: String) -> Self {
-        Self { fetcher, discovery, max_age_secs: AtomicU64::new(DEFAULT_MAX_AGE.as_secs()) }
+        Self {
+            fetcher,
+            discovery,
+            lifetime: CacheLifetime::new(DEFAULT_MAX_AGE, MIN_MAX_AGE, MAX_MAX_AGE),
+        }
     }
 
     /// The discovery URL.
@@ -145,7 +124,7 @@ impl AzureKeySource {
             .await
             .map_err(|e| fetch_error(&discovery.jwks_uri, e))?;
         let keys = trusted_keys_from_jwks(&discovery.issuer, &response.body, &discovery.jwks_uri)?;
-        let max_age = response.max_age.unwrap_or(DEFAULT_MAX_AGE).clamp(MIN_MAX_AGE, MAX_MAX_AGE);
+        let max_age = self.lifetime.of(response.max_age);
         tracing::debug!(discovery = %self.discovery, jwks_uri = %discovery.jwks_uri, keys = keys.keys.len(), max_age_secs = max_age.as_secs(), "Azure keys fetched");
         Ok((keys, max_age))
     }
@@ -154,20 +133,11 @@ impl AzureKeySource {
 #[async_trait::async_trait]
 impl keystation_provisioners::KeySource for AzureKeySource {
     async fn fetch(&self) -> Result<TrustedKeys, keystation_provisioners::Error> {
-        match self.fetch_keys().await {
-            Ok((keys, max_age)) => {
-                self.max_age_secs.store(max_age.as_secs(), Ordering::Relaxed);
-                Ok(keys)
-            }
-            Err(e) => Err(keystation_provisioners::Error::KeyFetch {
-                location: self.discovery.clone(),
-                source: Box::new(e),
-            }),
-        }
+        self.lifetime.keep(&self.discovery, self.fetch_keys().await)
     }
 
     fn max_age(&self) -> Duration {
-        Duration::from_secs(self.max_age_secs.load(Ordering::Relaxed))
+        self.lifetime.get()
     }
 }
 

@@ -6,13 +6,12 @@
 //! The cache lifetime is the answer's `Cache-Control: max-age` (Google sends several hours;
 //! step-ca uses it too), 1 h when none is given, bounded to [`MIN_MAX_AGE`]..=[`MAX_MAX_AGE`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keystation_core::provisioner::TrustedKeys;
 use keystation_fetch::Fetcher;
-use keystation_jose::{Algorithm, Jwk};
-use serde::Deserialize;
+use keystation_jose::{Algorithm, JwkSet};
+use keystation_provisioners::{CacheLifetime, usable_keys};
 
 use crate::error::Error;
 
@@ -28,66 +27,32 @@ pub const MIN_MAX_AGE: Duration = Duration::from_secs(60);
 /// The longest cache lifetime: a key Google rotated out stops being trusted within a day.
 pub const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
-#[derive(Deserialize)]
-struct KeySet {
-    keys: Vec<serde_json::Value>,
-}
-
-/// The [`TrustedKeys`] in a JWK set's text: RSA signing keys with their `kid`. Keys that
-/// cannot verify RS256 (another type, `use` other than `sig`, an `alg` other than RS256,
-/// RSA under 2048 bits, no `kid`) are skipped with a log line; a set with none left is an
-/// error.
+/// The [`TrustedKeys`] in a JWK set's text (RFC 7517 §5): RSA signing keys with their `kid`.
+/// Keys that cannot verify RS256 (another type, `use` other than `sig`, an `alg` other than
+/// RS256, RSA under 2048 bits, no `kid`) are skipped with a log line; a set with none left is
+/// an error.
 pub fn trusted_keys_from_jwks(jwks: &[u8], url: &str) -> Result<TrustedKeys, Error> {
-    let set: KeySet = serde_json::from_slice(jwks)
+    let set = JwkSet::from_json(jwks)
         .map_err(|e| Error::NotAKeySet { url: url.to_owned(), reason: e.to_string() })?;
-    let mut trusted = TrustedKeys::default();
-    let mut skipped = 0;
-    for value in &set.keys {
-        let kid = value.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
-        let skip = |why: &str| tracing::info!(url, ?kid, why, "JWKS key skipped");
-        if kid.is_none() {
-            skip("no kid");
-            skipped += 1;
-            continue;
-        }
-        if value.get("use").and_then(|u| u.as_str()).is_some_and(|u| u != "sig") {
-            skip("not a signing key");
-            skipped += 1;
-            continue;
-        }
-        let jwk = match Jwk::from_json_value(value) {
-            Ok(jwk) if jwk.algorithm() == Algorithm::Rs256 => jwk,
-            Ok(_) => {
-                skip("not an RS256 key");
-                skipped += 1;
-                continue;
-            }
-            Err(e) => {
-                tracing::info!(url, ?kid, error = %e, "JWKS key skipped: unusable");
-                skipped += 1;
-                continue;
-            }
-        };
-        trusted.keys.push((kid, jwk.public_key().clone()));
-    }
-    if trusted.keys.is_empty() {
-        return Err(Error::NoUsableKey { url: url.to_owned(), skipped });
-    }
-    Ok(trusted)
+    let rs256 = set.into_entries().map(|e| e.require_kid().require_algorithm(Algorithm::Rs256));
+    let keys = usable_keys(url, rs256)
+        .map_err(|skipped| Error::NoUsableKey { url: url.to_owned(), skipped })?;
+    let keys = keys.iter().map(|k| (k.kid().map(str::to_owned), k.public_key().clone()));
+    Ok(TrustedKeys { keys: keys.collect(), ..TrustedKeys::default() })
 }
 
 /// Fetches Google's JWK set with keystation-fetch.
 pub struct GoogleKeySource {
     fetcher: Fetcher,
     url: String,
-    max_age_secs: AtomicU64,
+    lifetime: CacheLifetime,
 }
 
 impl std::fmt::Debug for GoogleKeySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GoogleKeySource")
             .field("url", &self.url)
-            .field("max_age_secs", &self.max_age_secs.load(Ordering::Relaxed))
+            .field("lifetime", &self.lifetime)
             .finish()
     }
 }
@@ -95,7 +60,11 @@ impl std::fmt::Debug for GoogleKeySource {
 impl GoogleKeySource {
     /// A source reading the JWK set at `url` through `fetcher`.
     pub fn new(fetcher: Fetcher, url: String) -> Self {
-        Self { fetcher, url, max_age_secs: AtomicU64::new(DEFAULT_MAX_AGE.as_secs()) }
+        Self {
+            fetcher,
+            url,
+            lifetime: CacheLifetime::new(DEFAULT_MAX_AGE, MIN_MAX_AGE, MAX_MAX_AGE),
+        }
     }
 
     /// The JWK set's URL.
@@ -111,7 +80,7 @@ impl GoogleKeySource {
             .await
             .map_err(|e| Error::Fetch { url: self.url.clone(), reason: e.to_string() })?;
         let keys = trusted_keys_from_jwks(&response.body, &self.url)?;
-        let max_age = response.max_age.unwrap_or(DEFAULT_MAX_AGE).clamp(MIN_MAX_AGE, MAX_MAX_AGE);
+        let max_age = self.lifetime.of(response.max_age);
         tracing::debug!(url = %self.url, keys = keys.keys.len(), max_age_secs = max_age.as_secs(), "Google keys fetched");
         Ok((keys, max_age))
     }
@@ -120,20 +89,11 @@ impl GoogleKeySource {
 #[async_trait::async_trait]
 impl keystation_provisioners::KeySource for GoogleKeySource {
     async fn fetch(&self) -> Result<TrustedKeys, keystation_provisioners::Error> {
-        match self.fetch_keys().await {
-            Ok((keys, max_age)) => {
-                self.max_age_secs.store(max_age.as_secs(), Ordering::Relaxed);
-                Ok(keys)
-            }
-            Err(e) => Err(keystation_provisioners::Error::KeyFetch {
-                location: self.url.clone(),
-                source: Box::new(e),
-            }),
-        }
+        self.lifetime.keep(&self.url, self.fetch_keys().await)
     }
 
     fn max_age(&self) -> Duration {
-        Duration::from_secs(self.max_age_secs.load(Ordering::Relaxed))
+        self.lifetime.get()
     }
 }
 

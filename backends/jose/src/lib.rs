@@ -11,6 +11,8 @@
 //!   refused, each with its own [`Error`]; RSA keys under 2048 bits are refused.
 //! * [`Claims`]: `iss`, `sub`, `aud` (string or array), `exp`, `nbf`, `iat`, `jti`, and
 //!   step's `sans`, `sha` and `step.ssh` ([`SshClaims`]).
+//! * [`JwkSet`] reads a JWK Set (RFC 7517 §5) key by key: each [`JwkSetEntry`] is a
+//!   verification key with its `kid`, or why it is [`UnusableKey`].
 //! * [`PrivateJwk`] generates, signs with and serializes private keys (zeroized);
 //!   [`sign_jwt`] makes a token.
 //! * [`jwe`]: [`encrypt_pbes2`](jwe::encrypt_pbes2) / [`decrypt_pbes2`](jwe::decrypt_pbes2),
@@ -25,6 +27,7 @@ mod error;
 mod json;
 pub mod jwe;
 mod jwk;
+mod jwk_set;
 mod jws;
 pub mod step_time;
 
@@ -32,5 +35,6 @@ pub use alg::Algorithm;
 pub use claims::{Claims, SshCertType, SshClaims, StepClaims, sign_jwt};
 pub use error::{Error, Result};
 pub use jwk::{Jwk, MIN_RSA_BITS, PrivateJwk};
+pub use jwk_set::{JwkSet, JwkSetEntry, UnusableKey};
 pub use jws::{Header, MAX_COMPACT_LEN, UnverifiedJws, VerifiedJws, parse_compact, sign_compact};
 pub use step_time::TimeOrDuration;

@@ -15,12 +15,12 @@
 //! The cache lifetime is the JWKS answer's `Cache-Control: max-age` (step-ca's rule),
 //! 12 h when none is given, bounded to [`MIN_MAX_AGE`]..=[`MAX_MAX_AGE`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keystation_core::provisioner::TrustedKeys;
 use keystation_fetch::Fetcher;
-use keystation_jose::{Algorithm, Jwk};
+use keystation_jose::{Algorithm, JwkSet};
+use keystation_provisioners::{CacheLifetime, usable_keys};
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -79,13 +79,6 @@ struct Discovery {
     jwks_uri: String,
 }
 
-/// `{"keys": [...]}` with each key kept as JSON, so one unreadable key does not spoil the
-/// set.
-#[derive(Debug, Deserialize)]
-struct KeySet {
-    keys: Vec<serde_json::Value>,
-}
-
 /// The [`TrustedKeys`] for a provider whose discovery names `issuer`, from its JWKS text.
 ///
 /// Keys that cannot verify signatures are skipped with a log line: encryption keys
@@ -96,40 +89,18 @@ pub fn trusted_keys_from_jwks(
     jwks: &[u8],
     jwks_uri: &str,
 ) -> Result<TrustedKeys, Error> {
-    let set: KeySet = serde_json::from_slice(jwks)
+    let set = JwkSet::from_json(jwks)
         .map_err(|e| Error::NotAKeySet { url: jwks_uri.to_owned(), reason: e.to_string() })?;
-    let mut trusted = TrustedKeys {
-        statements: vec![format!("{ISSUER_STATEMENT}{issuer}")],
-        ..TrustedKeys::default()
-    };
-    let mut skipped = 0;
-    for value in &set.keys {
-        let kid = value.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
-        if let Some(key_use) = value.get("use").and_then(|u| u.as_str())
-            && key_use != "sig"
-        {
-            tracing::info!(jwks_uri, ?kid, key_use, "JWKS key skipped: not a signing key");
-            skipped += 1;
-            continue;
-        }
-        let jwk = match Jwk::from_json_value(value) {
-            Ok(jwk) => jwk,
-            Err(e) => {
-                tracing::info!(jwks_uri, ?kid, error = %e, "JWKS key skipped: unusable");
-                skipped += 1;
-                continue;
-            }
-        };
+    let keys = usable_keys(jwks_uri, set.into_entries())
+        .map_err(|skipped| Error::NoUsableKey { url: jwks_uri.to_owned(), skipped })?;
+    let mut statements = vec![format!("{ISSUER_STATEMENT}{issuer}")];
+    for (index, jwk) in keys.iter().enumerate() {
         if let Some(alg) = jwk.alg() {
-            let index = trusted.keys.len();
-            trusted.statements.push(format!("{ALG_STATEMENT}{index}]={}", alg.name()));
+            statements.push(format!("{ALG_STATEMENT}{index}]={}", alg.name()));
         }
-        trusted.keys.push((kid, jwk.public_key().clone()));
     }
-    if trusted.keys.is_empty() {
-        return Err(Error::NoUsableKey { url: jwks_uri.to_owned(), skipped });
-    }
-    Ok(trusted)
+    let keys = keys.iter().map(|k| (k.kid().map(str::to_owned), k.public_key().clone()));
+    Ok(TrustedKeys { keys: keys.collect(), statements, ..TrustedKeys::default() })
 }
 
 /// What `authorize` reads back from [`TrustedKeys::statements`].
@@ -175,7 +146,7 @@ pub struct OidcKeySource {
     fetcher: Fetcher,
     discovery: String,
     tenant_id: Option<String>,
-    max_age_secs: AtomicU64,
+    lifetime: CacheLifetime,
 }
 
 impl std::fmt::Debug for OidcKeySource {
@@ -183,7 +154,7 @@ impl std::fmt::Debug for OidcKeySource {
         f.debug_struct("OidcKeySource")
             .field("discovery", &self.discovery)
             .field("tenant_id", &self.tenant_id)
-            .field("max_age_secs", &self.max_age_secs.load(Ordering::Relaxed))
+            .field("lifetime", &self.lifetime)
             .finish()
     }
 }
@@ -197,7 +168,7 @@ impl OidcKeySource {
             fetcher,
             discovery,
             tenant_id,
-            max_age_secs: AtomicU64::new(DEFAULT_MAX_AGE.as_secs()),
+            lifetime: CacheLifetime::new(DEFAULT_MAX_AGE, MIN_MAX_AGE, MAX_MAX_AGE),
         }
     }
 
@@ -251,7 +222,7 @@ impl OidcKeySource {
             .await
             .map_err(|e| fetch_error(&discovery.jwks_uri, e))?;
         let keys = trusted_keys_from_jwks(&issuer, &response.body, &discovery.jwks_uri)?;
-        let max_age = response.max_age.unwrap_or(DEFAULT_MAX_AGE).clamp(MIN_MAX_AGE, MAX_MAX_AGE);
+        let max_age = self.lifetime.of(response.max_age);
         tracing::debug!(
             discovery = %self.discovery,
             jwks_uri = %discovery.jwks_uri,
@@ -266,20 +237,11 @@ impl OidcKeySource {
 #[async_trait::async_trait]
 impl keystation_provisioners::KeySource for OidcKeySource {
     async fn fetch(&self) -> Result<TrustedKeys, keystation_provisioners::Error> {
-        match self.fetch_keys().await {
-            Ok((keys, max_age)) => {
-                self.max_age_secs.store(max_age.as_secs(), Ordering::Relaxed);
-                Ok(keys)
-            }
-            Err(e) => Err(keystation_provisioners::Error::KeyFetch {
-                location: self.discovery.clone(),
-                source: Box::new(e),
-            }),
-        }
+        self.lifetime.keep(&self.discovery, self.fetch_keys().await)
     }
 
     fn max_age(&self) -> Duration {
-        Duration::from_secs(self.max_age_secs.load(Ordering::Relaxed))
+        self.lifetime.get()
     }
 }
 

@@ -1,8 +1,12 @@
-//! Fetching the keys a provisioner trusts.
+//! Fetching the keys a provisioner trusts, and the pieces the fetching sources share: how
+//! long their keys are cached ([`CacheLifetime`]) and which keys of a JWK set they keep
+//! ([`usable_keys`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keystation_core::provisioner::TrustedKeys;
+use keystation_jose::{Jwk, JwkSetEntry};
 
 use crate::error::Error;
 
@@ -35,6 +39,91 @@ pub trait KeySource: Send + Sync {
         let _ = credential;
         self.fetch().await
     }
+}
+
+/// A key source's cache lifetime: the answer's `Cache-Control: max-age` (RFC 9111
+/// §5.2.2.1), a default when it names none, clamped into `[min, max]` — so a server
+/// answering `max-age=0` does not cause a fetch per token, and a rotated-out key is not
+/// trusted for longer than `max`.
+///
+/// The lifetime of the last successful fetch is held atomically, so
+/// [`KeySource::max_age`] reads it through `&self`; it is the default until then.
+pub struct CacheLifetime {
+    secs: AtomicU64,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl std::fmt::Debug for CacheLifetime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheLifetime")
+            .field("current", &self.get())
+            .field("default", &self.default)
+            .field("min", &self.min)
+            .field("max", &self.max)
+            .finish()
+    }
+}
+
+impl CacheLifetime {
+    /// `default` when an answer names no `max-age`, any `max-age` clamped into
+    /// `[min, max]`; the current lifetime starts as `default`.
+    pub fn new(default: Duration, min: Duration, max: Duration) -> Self {
+        Self { secs: AtomicU64::new(default.as_secs()), default, min, max }
+    }
+
+    /// The lifetime an answer with `max_age` (its `Cache-Control: max-age`, if any) gives,
+    /// without storing it.
+    pub fn of(&self, max_age: Option<Duration>) -> Duration {
+        max_age.unwrap_or(self.default).clamp(self.min, self.max)
+    }
+
+    /// The lifetime of the last fetch [`keep`](Self::keep) stored, `default` before any.
+    pub fn get(&self) -> Duration {
+        Duration::from_secs(self.secs.load(Ordering::Relaxed))
+    }
+
+    /// What [`KeySource::fetch`] returns for a fetch's `result` from `location`: the keys,
+    /// their lifetime stored for [`get`](Self::get); or the error as [`Error::KeyFetch`].
+    pub fn keep<E>(
+        &self,
+        location: &str,
+        result: Result<(TrustedKeys, Duration), E>,
+    ) -> Result<TrustedKeys, Error>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        match result {
+            Ok((keys, lifetime)) => {
+                self.secs.store(lifetime.as_secs(), Ordering::Relaxed);
+                Ok(keys)
+            }
+            Err(e) => Err(Error::KeyFetch { location: location.to_owned(), source: Box::new(e) }),
+        }
+    }
+}
+
+/// The usable keys among a JWK set's `entries` (RFC 7517 §5), as a source narrowed them
+/// ([`JwkSetEntry::require_kid`], [`JwkSetEntry::require_algorithm`]), in order; each
+/// unusable one is logged with its `kid` and reason. `Err` holds how many were skipped when
+/// none is usable.
+pub fn usable_keys(
+    url: &str,
+    entries: impl IntoIterator<Item = JwkSetEntry>,
+) -> Result<Vec<Jwk>, usize> {
+    let mut skipped = 0;
+    let mut usable = Vec::new();
+    for entry in entries {
+        match entry.key {
+            Ok(jwk) => usable.push(jwk),
+            Err(reason) => {
+                tracing::info!(url, kid = ?entry.kid, %reason, "JWKS key skipped");
+                skipped += 1;
+            }
+        }
+    }
+    if usable.is_empty() { Err(skipped) } else { Ok(usable) }
 }
 
 #[cfg(test)]
@@ -86,5 +175,37 @@ mod tests {
             e.to_string(),
             "fetching trusted keys from https://www.googleapis.com/oauth2/v3/certs failed"
         );
+    }
+
+    #[test]
+    fn cache_lifetimes_are_clamped_and_kept() {
+        let lifetime = CacheLifetime::new(H, Duration::from_secs(60), 24 * H);
+        assert_eq!(lifetime.get(), H, "the default before any fetch");
+        assert_eq!(lifetime.of(None), H);
+        assert_eq!(lifetime.of(Some(Duration::ZERO)), Duration::from_secs(60));
+        assert_eq!(lifetime.of(Some(600 * H)), 24 * H);
+        assert_eq!(lifetime.of(Some(2 * H)), 2 * H);
+        let fetched = lifetime.keep::<std::io::Error>("u", Ok((TrustedKeys::default(), 2 * H)));
+        assert!(fetched.is_ok());
+        assert_eq!(lifetime.get(), 2 * H);
+        let failed = lifetime.keep("u", Err(std::io::Error::other("refused")));
+        assert!(matches!(failed, Err(Error::KeyFetch { location, .. }) if location == "u"));
+        assert_eq!(lifetime.get(), 2 * H, "a failed fetch keeps the last lifetime");
+    }
+
+    #[test]
+    fn usable_keys_skip_the_unusable_and_need_one() {
+        let Ok(set) = keystation_jose::JwkSet::from_json(
+            br#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}, {"kty": "OKP", "crv": "Ed25519",
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "ed"}]}"#,
+        ) else {
+            panic!("a JWK set")
+        };
+        let Ok(keys) = usable_keys("u", set.into_entries()) else { panic!("one usable key") };
+        assert_eq!(keys.iter().map(Jwk::kid).collect::<Vec<_>>(), [Some("ed")]);
+        let Ok(set) = keystation_jose::JwkSet::from_json(br#"{"keys": [{"kty": "oct"}]}"#) else {
+            panic!("a JWK set")
+        };
+        assert_eq!(usable_keys("u", set.into_entries()).err(), Some(1));
     }
 }

@@ -57,7 +57,7 @@ pub use extension::{
     is_tofu_id, tofu_id,
 };
 pub use jwk::{JWK_OPERATIONS, JwkProvisioner};
-pub use key_source::KeySource;
+pub use key_source::{CacheLifetime, KeySource, usable_keys};
 pub use kind::{CertificateKind, ProvisionerKind, StepProvisioner};
 pub use sshpop::{SSHPOP_OPERATIONS, SshPopProvisioner};
 pub use static_token::{StaticTokenProvisioner, operation_from_name, operation_name};
