@@ -465,6 +465,148 @@ async fn aws_trust_on_first_use(engine: Engine) {
     assert!(String::from_utf8_lossy(&output.stderr).contains("has no record of instance"));
 }
 
+// --- ca token for GCP and Azure ------------------------------------------------------------
+
+/// A one-route metadata server: answers `GET <path>…` carrying `header` with `body`, and
+/// anything else with 404; records the request lines it saw.
+async fn metadata_server(
+    path: &'static str,
+    header: &'static str,
+    body: String,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let (log, body) = (log.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let line = head.lines().next().unwrap_or_default().to_owned();
+                log.lock().unwrap().push(line.clone());
+                let ok = line.starts_with(&format!("GET {path}"))
+                    && head.to_ascii_lowercase().contains(&header.to_ascii_lowercase());
+                let (status, body) =
+                    if ok { ("200 OK", body) } else { ("404 Not Found", String::new()) };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// `keystation ca token --type gcp|azure` reads the token from the metadata service as
+/// step does (the audience, the metadata headers) and prints it as it came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_token_reads_gcp_and_azure_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ0ZXN0In0.c2lnbmF0dXJl";
+    let (gcp, gcp_seen) = metadata_server(
+        "/computeMetadata/v1/instance/service-accounts/default/identity?audience=",
+        "metadata-flavor: google",
+        jwt.to_owned(),
+    )
+    .await;
+    let mut command = keystation(dir.path());
+    command.args([
+        "ca",
+        "token",
+        "--type",
+        "gcp",
+        "--provisioner",
+        "gcp",
+        "--ca-url",
+        "https://ca.example:9443",
+        "--metadata-url",
+        &gcp,
+    ]);
+    let printed = run_ok(command, "keystation ca token --type gcp");
+    assert_eq!(printed.trim(), jwt);
+    let line = gcp_seen.lock().unwrap()[0].clone();
+    assert!(
+        line.contains("audience=https%3A%2F%2Fca.example%3A9443%2F1.0%2Fsign%23gcp%2Fgcp")
+            && line.contains("format=full"),
+        "{line}"
+    );
+
+    let (azure, azure_seen) = metadata_server(
+        "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=",
+        "metadata: true",
+        format!(r#"{{"access_token":"{jwt}","token_type":"Bearer","expires_in":"86399"}}"#),
+    )
+    .await;
+    let mut command = keystation(dir.path());
+    command.args([
+        "ca",
+        "token",
+        "--type",
+        "azure",
+        "--provisioner",
+        "azure",
+        "--ca-url",
+        "https://ca.example:9443",
+        "--metadata-url",
+        &azure,
+    ]);
+    let printed = run_ok(command, "keystation ca token --type azure");
+    assert_eq!(printed.trim(), jwt);
+    assert!(
+        azure_seen.lock().unwrap()[0].contains("resource=https%3A%2F%2Fmanagement.azure.com%2F")
+    );
+
+    // Nothing listening: a clear error naming the metadata service, exit status 1.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let output = keystation(dir.path())
+        .args([
+            "ca",
+            "token",
+            "--type",
+            "azure",
+            "--provisioner",
+            "azure",
+            "--ca-url",
+            "https://ca.example:9443",
+        ])
+        .args(["--metadata-url", &format!("http://{closed}")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("metadata service") && stderr.contains(&closed.to_string()),
+        "{stderr}"
+    );
+    // AWS needs the subject, as step does.
+    let output = keystation(dir.path())
+        .args([
+            "ca",
+            "token",
+            "--type",
+            "aws",
+            "--provisioner",
+            "aws",
+            "--ca-url",
+            "https://ca.example:9443",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
 // --- provisioner add ---------------------------------------------------------------------
 
 /// `authority provisioner add` knows every identity and cloud type with step's flags; each
