@@ -29,9 +29,10 @@ pub const DEFAULT_AUDIENCE: &str = "https://management.azure.com/";
 /// (<https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#token-caching>).
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-/// The longest `maxTokenLifetime` accepted: the authority keeps spent token ids for 24 h
-/// (plus leeway), so a token living longer could be replayed once its id is forgotten.
-pub const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The longest `maxTokenLifetime` accepted: how long the authority keeps spent token ids
+/// (keystation-provisioners' own constant, re-exported here).
+pub const LONGEST_TOKEN_LIFETIME: Duration =
+    keystation_provisioners::token_checks::LONGEST_TOKEN_LIFETIME;
 
 /// The operations an Azure provisioner can authorize with a token: X.509 signing and SSH
 /// host certificates (research note §5). Renewal goes by the certificate; revocation,

@@ -26,9 +26,10 @@ pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 /// one hour (`exp` = `iat` + 3600).
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// The longest `maxTokenLifetime` accepted: the authority keeps spent token ids for 24 h
-/// (plus leeway), so a token living longer could be replayed once its id is forgotten.
-pub const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The longest `maxTokenLifetime` accepted: how long the authority keeps spent token ids
+/// (keystation-provisioners' own constant, re-exported here).
+pub const LONGEST_TOKEN_LIFETIME: Duration =
+    keystation_provisioners::token_checks::LONGEST_TOKEN_LIFETIME;
 
 /// The operations a GCP provisioner can authorize with a token: X.509 signing, SSH host
 /// certificates and, when `disableSSHCAUser` is `false`, SSH user certificates (research

@@ -38,9 +38,10 @@ pub const DEFAULT_NAME: &str = "k8sSA-default";
 /// what the kubelet requests for a projected token when `expirationSeconds` is not set.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// The most `maxTokenLifetime` may be: the authority keeps the ids of spent tokens for
-/// 24 hours, so a token that could outlive that record could be replayed.
-pub const LONGEST_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The most `maxTokenLifetime` may be: how long the authority keeps spent token ids
+/// (keystation-provisioners' `LONGEST_TOKEN_LIFETIME`).
+pub const LONGEST_MAX_TOKEN_LIFETIME: Duration =
+    keystation_provisioners::token_checks::LONGEST_TOKEN_LIFETIME;
 
 /// The time a TokenReview may take, connection included.
 const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);

@@ -26,6 +26,12 @@ use crate::EffectiveClaims;
 /// The longest token lifetime accepted by default: step's clients make 5-minute tokens.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
+/// The longest lifetime any provisioner may accept for its tokens (Azure's
+/// managed-identity tokens, which IMDS hands out for up to 24 h). The authority keeps a
+/// spent token id at least this long (plus leeway); a provisioner accepting tokens that
+/// live longer would let them be replayed once their id is forgotten.
+pub const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// Clock skew allowed on `exp`, `nbf` and `iat` (go-jose's and step-ca's one minute).
 pub const LEEWAY: Duration = Duration::from_secs(60);
 

@@ -21,6 +21,7 @@ use keystation_ca::{CaKey, Issuer, LeafTemplate, SshCa, SshCertTemplate, SshCert
 use keystation_core::key::PublicKey;
 use keystation_core::keygen::Signer;
 use keystation_core::provisioner::{Credential, Denial, Grant, Operation, Request, TrustedKeys};
+use keystation_provisioners::token_checks::LONGEST_TOKEN_LIFETIME;
 use keystation_provisioners::{Claims, ProvisionerContext, ProvisionerKind};
 use keystation_store::{
     AdminRole, CertificateRecord, NewProvisioner, Revocation, RevocationDetails, Spent,
@@ -49,10 +50,6 @@ const SERVER_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600
 /// How long a trust-on-first-use record is kept: for good (9999-12-31), until an operator
 /// resets it (`keystation authority tofu reset`), as seconds since the epoch.
 const TOFU_KEPT_FOR: Duration = Duration::from_secs(253_402_300_799);
-
-/// The longest token lifetime any provisioner accepts (Azure's managed-identity tokens,
-/// which IMDS hands out for up to 24 h): spent token ids are kept at least this long.
-const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// How often the registry is reloaded from the store, so replicas see each other's changes.
 pub(crate) const REGISTRY_REFRESH: Duration = Duration::from_secs(5);
