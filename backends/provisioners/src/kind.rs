@@ -29,11 +29,14 @@ pub enum ProvisionerKind {
     /// `SSHPOP`: a token signed by the key of an SSH certificate the authority's SSH CA
     /// issued (renew, rekey and revoke SSH host certificates).
     SshPop,
+    /// `ACME`: RFC 8555's protocol at `/acme/{provisioner}/…`; certificates are granted by
+    /// the order's validated challenges, never by a token (keystation-acme).
+    Acme,
 }
 
 impl ProvisionerKind {
     /// Every kind, in a stable order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Token,
         Self::Jwk,
         Self::X5c,
@@ -44,6 +47,7 @@ impl ProvisionerKind {
         Self::Azure,
         Self::YubiKeyAttestation,
         Self::SshPop,
+        Self::Acme,
     ];
 
     /// The `type` of a provisioner of this kind in `ca.json`: step-ca's names (`JWK`, `X5C`,
@@ -61,6 +65,7 @@ impl ProvisionerKind {
             Self::Azure => "Azure",
             Self::YubiKeyAttestation => "YubiKeyAttestation",
             Self::SshPop => "SSHPOP",
+            Self::Acme => "ACME",
         }
     }
 

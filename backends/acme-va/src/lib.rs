@@ -1,0 +1,1 @@
+//! keystation-acme-va: ACME's validation authority.

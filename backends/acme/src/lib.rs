@@ -1,0 +1,1 @@
+//! keystation-acme: ACME (RFC 8555) without I/O.

@@ -1,0 +1,1 @@
+//! keystation-acme-client: an ACME (RFC 8555) client.
