@@ -23,6 +23,7 @@
 //! stamps (`created_at`, `spent_at`, `last_seen`, `finished_at`, …) come from the system
 //! clock.
 
+mod acme;
 mod admins;
 mod error;
 mod jobs;
@@ -40,6 +41,10 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Connection, Executor, Row};
 
+pub use acme::{
+    AcmeAccountCreated, AcmeAccountRecord, AcmeAuthorizationRecord, AcmeCertificateRecord,
+    AcmeChallengeRecord, AcmeEabKeyRecord, AcmeOrderRecord, EabHmacKey, KeyChange,
+};
 pub use admins::{AdminRecord, AdminRole};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobOutcome, JobStatus, NewJob, Registration, WorkerRecord};
@@ -53,8 +58,10 @@ use error::db;
 /// The migrations, in order: (version, description, SQL). Every file in `migrations/` is
 /// listed here (a test checks it), and a file once released is never edited — the
 /// migrator refuses a database whose applied migration's checksum differs.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "acme", include_str!("../migrations/0002_acme.sql")),
+];
 
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
