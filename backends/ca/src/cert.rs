@@ -175,7 +175,7 @@ pub(crate) fn authority_key_id(key_id: &[u8]) -> Result<Extension, Error> {
 
 /// SubjectAltName; critical when the subject is empty (RFC 5280 §4.2.1.6, as step-ca's
 /// `fixSubjectAltName`). The names go in Go's order: DNS names, e-mail addresses, IP
-/// addresses, URIs.
+/// addresses, URIs; then permanent identifiers (RFC 4043), as step-ca's attested leaf.
 pub(crate) fn subject_alt_name(
     sans: &[SubjectAltName],
     critical: bool,
@@ -185,7 +185,7 @@ pub(crate) fn subject_alt_name(
     }
     let ia5 = |s: &str| Ia5String::new(s).map_err(|_| bad(format!("SAN {s:?} is not ASCII")));
     let mut names = Vec::with_capacity(sans.len());
-    for rank in 0..4 {
+    for rank in 0..5 {
         for san in sans {
             let name = match (rank, san) {
                 (0, SubjectAltName::Dns(s)) => GeneralName::DnsName(ia5(s)?),
@@ -198,8 +198,12 @@ pub(crate) fn subject_alt_name(
                     GeneralName::IpAddress(OctetString::new(octets).map_err(bad)?)
                 }
                 (3, SubjectAltName::Uri(s)) => GeneralName::UniformResourceIdentifier(ia5(s)?),
+                (4, SubjectAltName::PermanentIdentifier(v)) => {
+                    keystation_x509::permanent_identifier_name(v).map_err(bad)?
+                }
                 (_, SubjectAltName::Dns(_) | SubjectAltName::Email(_))
-                | (_, SubjectAltName::Ip(_) | SubjectAltName::Uri(_)) => continue,
+                | (_, SubjectAltName::Ip(_) | SubjectAltName::Uri(_))
+                | (_, SubjectAltName::PermanentIdentifier(_)) => continue,
                 (_, other) => return Err(bad(format!("SAN {other:?}"))),
             };
             names.push(name);

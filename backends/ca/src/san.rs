@@ -40,6 +40,7 @@ pub fn san_value(san: &SubjectAltName) -> String {
     match san {
         SubjectAltName::Dns(s) | SubjectAltName::Email(s) | SubjectAltName::Uri(s) => s.clone(),
         SubjectAltName::Ip(ip) => ip.to_string(),
+        SubjectAltName::PermanentIdentifier(v) => format!("permanentIdentifier:{v}"),
         // A kind keystation-x509 gained later: its Debug form names it.
         other => format!("{other:?}"),
     }

@@ -473,3 +473,42 @@ fn provisioner_extension_in_leaves() {
     let plain = ca.issuer.issue_leaf(&LeafTemplate::from_csr(&checked, SystemTime::now() + HOUR));
     assert_eq!(ProvisionerExtension::from_certificate(&plain.unwrap().der).unwrap(), None);
 }
+
+/// A leaf with a permanent identifier (RFC 4043), as ACME's device-attest-01 issues it:
+/// openssl decodes the otherName, and keystation reads back the same value.
+#[test]
+fn permanent_identifier_san_reads_back_and_openssl_decodes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca =
+        init_ca(&options(KeyAlgorithm::NistP256), PASSWORD, IntermediateKey::Generate).unwrap();
+    write_ca(dir.path(), &ca);
+    let checked = check_csr(&csr(KeyAlgorithm::NistP256, 7)).unwrap();
+    let now = SystemTime::now();
+    let mut template = LeafTemplate::new(checked.spki_der.clone(), now + HOUR);
+    template.sans = vec![keystation_x509::SubjectAltName::PermanentIdentifier("12345678".into())];
+    let issued = ca.issuer.issue_leaf_at(&template, now).unwrap();
+    let cert = Certificate::from_der(&issued.der).unwrap();
+    assert_eq!(
+        cert.subject_alt_names(),
+        vec![keystation_x509::SubjectAltName::PermanentIdentifier("12345678".into())]
+    );
+    write(dir.path(), "device.pem", &issued.pem);
+    let (ok, out) = openssl(dir.path(), &["x509", "-noout", "-text", "-in", "device.pem"]);
+    assert!(ok, "{out}");
+    // openssl 3.0 names the otherName but prints its value as "<unsupported>" …
+    assert!(out.contains("othername: Permanent Identifier"), "{out}");
+    // No subject, so the SAN extension is critical (RFC 5280 §4.2.1.6).
+    assert!(out.contains("X509v3 Subject Alternative Name: critical"), "{out}");
+    // … so the value is read from openssl's parse of the extension's DER.
+    let (ok, der) = openssl(
+        dir.path(),
+        &["x509", "-in", "device.pem", "-outform", "DER", "-out", "device.der"],
+    );
+    assert!(ok, "{der}");
+    let (ok, tree) =
+        openssl(dir.path(), &["asn1parse", "-inform", "DER", "-in", "device.der", "-dump"]);
+    assert!(ok, "{tree}");
+    // The extension's hex dump shows the UTF8String in its text column.
+    let san = tree.lines().skip_while(|l| !l.contains("Subject Alternative Name")).take(5);
+    assert!(san.collect::<String>().contains("12345678"), "{tree}");
+}

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256, Sha384};
 use x509_cert::attr::Attribute;
 use x509_cert::der::asn1::{
     Any, BitString, GeneralizedTime, Ia5String, ObjectIdentifier, OctetString, SetOfVec, UtcTime,
+    Utf8StringRef,
 };
 use x509_cert::der::{Decode, Encode};
 use x509_cert::ext::Extension;
@@ -49,6 +50,44 @@ pub enum SubjectAltName {
     Uri(String),
     /// `iPAddress`: 4 octets for IPv4, 16 for IPv6 (RFC 5280 §4.2.1.6).
     Ip(std::net::IpAddr),
+    /// `otherName` `id-on-permanentIdentifier` (RFC 4043 §2) with its `identifierValue`
+    /// only: a device's permanent identifier, such as the serial an ACME
+    /// `device-attest-01` challenge proved (step-ca's attested leaf carries the same).
+    PermanentIdentifier(String),
+}
+
+/// `id-on-permanentIdentifier` (RFC 4043 §2).
+pub const OID_PERMANENT_IDENTIFIER: &str = "1.3.6.1.5.5.7.8.3";
+
+/// The `otherName` of a permanent identifier: `type-id` [`OID_PERMANENT_IDENTIFIER`] and,
+/// inside the `[0] EXPLICIT` value, `PermanentIdentifier ::= SEQUENCE { identifierValue
+/// UTF8String }` (RFC 4043 §2; no `assigner`).
+pub fn permanent_identifier_name(value: &str) -> Result<GeneralName> {
+    let utf8 = Utf8StringRef::new(value)
+        .map_err(|e| Error::InvalidInput(format!("permanent identifier {value:?}: {e}")))?;
+    let mut inner = Vec::new();
+    utf8.encode_to_vec(&mut inner)
+        .map_err(|e| Error::InvalidInput(format!("permanent identifier {value:?}: {e}")))?;
+    let mut sequence = vec![0x30];
+    push_der_length(&mut sequence, inner.len());
+    sequence.extend_from_slice(&inner);
+    let value = Any::from_der(&sequence)
+        .map_err(|e| Error::InvalidInput(format!("permanent identifier {value:?}: {e}")))?;
+    let type_id = ObjectIdentifier::new(OID_PERMANENT_IDENTIFIER)
+        .map_err(|e| Error::InvalidInput(format!("permanent identifier OID: {e}")))?;
+    Ok(GeneralName::OtherName(x509_cert::ext::pkix::name::OtherName { type_id, value }))
+}
+
+/// Appends a DER length (X.690 §8.1.3).
+fn push_der_length(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
 }
 
 /// What to put in a request or certificate besides name and key.
@@ -232,6 +271,7 @@ fn extensions(
                         };
                         GeneralName::IpAddress(OctetString::new(octets).map_err(invalid)?)
                     }
+                    SubjectAltName::PermanentIdentifier(v) => permanent_identifier_name(v)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -227,6 +227,31 @@ impl Certificate {
     }
 }
 
+/// The `identifierValue` of a `PermanentIdentifier` (RFC 4043 §2), given the SEQUENCE's
+/// contents: the UTF8String that comes first, when there is one.
+fn permanent_identifier_value(contents: &[u8]) -> Option<String> {
+    let (&inner_tag, rest) = contents.split_first()?;
+    if inner_tag != 0x0c {
+        return None;
+    }
+    let (len, value) = der_length(rest)?;
+    String::from_utf8(value.get(..len)?.to_vec()).ok()
+}
+
+/// A DER length (X.690 §8.1.3) and what follows it.
+fn der_length(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let (&first, rest) = bytes.split_first()?;
+    if first < 0x80 {
+        return Some((usize::from(first), rest));
+    }
+    let count = usize::from(first & 0x7f);
+    if count == 0 || count > 4 || rest.len() < count {
+        return None;
+    }
+    let len = rest[..count].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    Some((len, &rest[count..]))
+}
+
 fn alt_names(value: &[u8]) -> Vec<SubjectAltName> {
     let Ok(names) = X509SubjectAltName::from_der(value) else { return Vec::new() };
     names
@@ -243,6 +268,13 @@ fn alt_names(value: &[u8]) -> Vec<SubjectAltName> {
                 } else {
                     <[u8; 16]>::try_from(octets).ok().map(|v6| SubjectAltName::Ip(v6.into()))
                 }
+            }
+            GeneralName::OtherName(other)
+                if other.type_id.to_string() == crate::build::OID_PERMANENT_IDENTIFIER
+                    && other.value.tag() == Tag::Sequence =>
+            {
+                permanent_identifier_value(other.value.value())
+                    .map(SubjectAltName::PermanentIdentifier)
             }
             _ => None,
         })

@@ -29,8 +29,9 @@ mod time;
 mod verify;
 
 pub use build::{
-    CertificateOptions, ExtendedKeyUsage, SubjectAltName, Validity, build_csr, issue_certificate,
-    self_signed_certificate, sign_tbs, signature_algorithm_der,
+    CertificateOptions, ExtendedKeyUsage, OID_PERMANENT_IDENTIFIER, SubjectAltName, Validity,
+    build_csr, issue_certificate, permanent_identifier_name, self_signed_certificate, sign_tbs,
+    signature_algorithm_der,
 };
 pub use certificate::{Certificate, CertificateRequest, public_key_from_spki};
 pub use error::Error;
