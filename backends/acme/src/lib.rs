@@ -12,7 +12,11 @@
 //! * [`key_authorization`]: key authorizations (§8.1), the dns-01 TXT value (§8.4), the
 //!   tls-alpn-01 digest (RFC 8737 §3), challenge tokens.
 //! * [`provisioner`]: the `ACME` provisioner ([`AcmeProvisioner`], [`FACTORY`]).
+//! * [`attestation`]: device-attest-01's `step` attestation object
+//!   ([`parse_attestation_object`], [`AcmeProvisioner::verify_device_attestation`],
+//!   [`step_attestation_object`] for clients).
 
+pub mod attestation;
 mod b64;
 pub mod envelope;
 mod error;
@@ -22,6 +26,10 @@ pub mod messages;
 pub mod problem;
 pub mod provisioner;
 
+pub use attestation::{
+    AttestationStatement, AttestedDevice, parse_attestation_object, spki_fingerprint,
+    step_attestation_object,
+};
 pub use envelope::{
     ACCEPTED_ALGORITHMS, AcmeRequest, KeyRef, MAX_REQUEST_LEN, ProtectedHeader, VerifiedKeyChange,
     VerifiedRequest, parse_request, sign_request, verify_key_change,

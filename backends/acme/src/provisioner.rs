@@ -87,6 +87,8 @@ pub struct AcmeProvisioner {
     challenges: Vec<ChallengeType>,
     attestation_formats: Vec<String>,
     claims: EffectiveClaims,
+    /// `attestationIntermediates` (DER), to which a statement's own `x5c[2..]` is added.
+    pub(crate) intermediates: Vec<Vec<u8>>,
     /// device-attest-01's chain and policy checks, as the YubiKey attestation provisioner
     /// makes them (its roots, intermediates, policy and claims are this provisioner's).
     pub(crate) attestation: YubiKeyAttestationProvisioner,
@@ -223,8 +225,17 @@ impl AcmeProvisioner {
         }
         let attestation =
             YubiKeyAttestationProvisioner::from_json(&inner.to_string(), &context.claims)?;
+        let intermediates = match &inner["intermediates"][0] {
+            serde_json::Value::String(pem) => keystation_x509::pem::decode_all(pem)
+                .map_err(|e| invalid(&name, format!("attestationIntermediates: {e}")))?
+                .into_iter()
+                .filter(|b| b.label == "CERTIFICATE")
+                .map(|b| b.der.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
 
-        Ok(Self { config, challenges, attestation_formats, claims, attestation })
+        Ok(Self { config, challenges, attestation_formats, claims, intermediates, attestation })
     }
 
     /// The `ca.json` object, as [`from_json`](Self::from_json) reads it (everything in it
