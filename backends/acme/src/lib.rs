@@ -9,6 +9,8 @@
 //!   each [`Error`] names its type ([`Error::problem_type`]).
 //! * [`messages`]: the directory, the request payloads, and the account, order,
 //!   authorization and challenge objects with their status enums (§7.1).
+//! * [`identifiers`]: order rules — identifier normalization, the challenges each
+//!   identifier can use, the CSR against the order (§7.4).
 //! * [`key_authorization`]: key authorizations (§8.1), the dns-01 TXT value (§8.4), the
 //!   tls-alpn-01 digest (RFC 8737 §3), challenge tokens.
 //! * [`provisioner`]: the `ACME` provisioner ([`AcmeProvisioner`], [`FACTORY`]).
@@ -20,6 +22,7 @@ pub mod attestation;
 mod b64;
 pub mod envelope;
 mod error;
+pub mod identifiers;
 mod json;
 pub mod key_authorization;
 pub mod messages;
@@ -35,6 +38,7 @@ pub use envelope::{
     VerifiedRequest, parse_request, sign_request, verify_key_change,
 };
 pub use error::{Error, Result};
+pub use identifiers::{challenge_types_for, csr_matches_order, normalize_identifier};
 pub use key_authorization::{dns01_txt_value, key_authorization, new_token, tls_alpn01_digest};
 pub use messages::{ChallengeType, Identifier, IdentifierType};
 pub use problem::{Problem, ProblemType, Subproblem};
