@@ -193,7 +193,17 @@ pub(crate) async fn validate(
     let mut redirects = 0;
     loop {
         let url = hop.url();
-        let (status, location, body) = fetch(inner, &hop, &url).await?;
+        let (status, location, body) = fetch(inner, &hop, &url).await.map_err(|f| {
+            if redirects == 0 {
+                f
+            } else {
+                let first = format!("/.well-known/acme-challenge/{token}");
+                ValidationFailure::new(
+                    f.kind,
+                    format!("{} (after {redirects} redirect(s) from {first})", f.detail),
+                )
+            }
+        })?;
         if matches!(status, 301 | 302 | 303 | 307 | 308) {
             let Some(location) = location else {
                 return Err(ValidationFailure::new(

@@ -134,9 +134,9 @@ pub(crate) async fn permitted_addresses(
     }
     if permitted.is_empty() {
         let detail = match identifier {
-            Identifier::Ip(_) => format!("the address policy refuses {}", refusals.join("; ")),
+            Identifier::Ip(_) => format!("refused by the address policy: {}", refusals.join("; ")),
             Identifier::Dns(name) => format!(
-                "{name} resolves only to addresses the address policy refuses: {}",
+                "{name} resolves only to addresses refused by the address policy: {}",
                 refusals.join("; ")
             ),
         };

@@ -5,10 +5,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, PeerMisbehaved};
 
 use keystation_x509::{Certificate, SubjectAltName};
 
@@ -40,9 +40,51 @@ pub(crate) fn connector(alpn: Vec<Vec<u8>>) -> Result<tokio_rustls::TlsConnector
 /// Accepts any certificate chain — the validator judges the certificate itself, and
 /// RFC 8737 §3's certificate is self-signed — but verifies the handshake signature with
 /// the certificate's key, so the server holds the key of the certificate it presents.
+///
+/// rustls's `verify_tls12_signature`/`verify_tls13_signature` cannot be used: they have
+/// webpki parse the certificate, and webpki refuses any certificate with a critical
+/// extension it does not know — id-pe-acmeIdentifier, which RFC 8737 §3 requires to be
+/// critical, among them. So the key is taken from the certificate as keystation-x509
+/// parses it: TLS 1.3 through rustls's `verify_tls13_signature_with_raw_key`; TLS 1.2
+/// (which rustls has no raw-key function for) by trying the provider's algorithms for the
+/// scheme the server chose whose key type is the certificate's, as rustls does.
 #[derive(Debug)]
 struct InspectOnly {
     algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl InspectOnly {
+    fn verify(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+        tls13: bool,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let bad_signature = || rustls::Error::InvalidCertificate(CertificateError::BadSignature);
+        let certificate = Certificate::from_der(cert.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if tls13 {
+            let spki = SubjectPublicKeyInfoDer::from(certificate.spki_der());
+            return rustls::crypto::verify_tls13_signature_with_raw_key(
+                message,
+                &spki,
+                dss,
+                &self.algorithms,
+            );
+        }
+        let Some((_, candidates)) =
+            self.algorithms.mapping.iter().find(|(scheme, _)| *scheme == dss.scheme)
+        else {
+            return Err(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
+        };
+        let (algorithm, key) = split_spki(certificate.spki_der()).ok_or_else(bad_signature)?;
+        let verified = candidates.iter().any(|candidate| {
+            candidate.public_key_alg_id().as_ref() == algorithm
+                && candidate.verify_signature(key, message, dss.signature()).is_ok()
+        });
+        if verified { Ok(HandshakeSignatureValid::assertion()) } else { Err(bad_signature()) }
+    }
 }
 
 impl ServerCertVerifier for InspectOnly {
@@ -63,7 +105,7 @@ impl ServerCertVerifier for InspectOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        self.verify(message, cert, dss, false)
     }
 
     fn verify_tls13_signature(
@@ -72,12 +114,45 @@ impl ServerCertVerifier for InspectOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        self.verify(message, cert, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// A SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) split into the contents of its
+/// AlgorithmIdentifier and the bits of its subjectPublicKey (no unused bits).
+fn split_spki(spki: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (0x30, body, []) = der_element(spki)? else { return None };
+    let (0x30, algorithm, rest) = der_element(body)? else { return None };
+    let (0x03, bits, []) = der_element(rest)? else { return None };
+    let (0, key) = bits.split_first()? else { return None };
+    Some((algorithm, key))
+}
+
+/// The first DER element of `input` (X.690 §8.1, one-byte tags, definite lengths):
+/// `(tag, contents, rest)`.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let length = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (bytes, after) = rest.split_at(count);
+        rest = after;
+        bytes.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b))
+    };
+    if rest.len() < length {
+        return None;
+    }
+    let (contents, rest) = rest.split_at(length);
+    Some((tag, contents, rest))
 }
 
 /// The reverse-DNS name of an address (RFC 8738 §6, RFC 1035 §3.5, RFC 3596 §2.5):
@@ -229,6 +304,30 @@ mod tests {
         );
         // rustls takes them as DNS names for SNI.
         assert!(ServerName::try_from(reverse_name("127.0.0.1".parse().unwrap())).is_ok());
+    }
+
+    #[test]
+    fn spkis_split_into_algorithm_and_key() {
+        // id-ecPublicKey with prime256v1, and a 3-byte "key".
+        let spki = [
+            0x30, 0x1a, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x03, 0x00, 0x04, 0x01,
+        ];
+        let (algorithm, key) = split_spki(&spki).unwrap();
+        assert_eq!(algorithm, &spki[4..23]);
+        assert_eq!(key, &[0x04, 0x01]);
+        // Unused bits, trailing bytes, truncation, a wrong tag: refused.
+        let mut unused = spki;
+        unused[25] = 1;
+        assert!(split_spki(&unused).is_none());
+        assert!(split_spki(&[&spki[..], &[0]].concat()).is_none());
+        assert!(split_spki(&spki[..27]).is_none());
+        assert!(split_spki(&[0x31, 0x00]).is_none());
+        assert!(der_element(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_none());
+        assert_eq!(
+            der_element(&[0x04, 0x81, 0x01, 0xaa, 0xbb]),
+            Some((0x04, &[0xaa][..], &[0xbb][..]))
+        );
     }
 
     #[test]
