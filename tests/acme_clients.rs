@@ -25,6 +25,8 @@
 
 #[path = "support/acme_peers.rs"]
 mod acme_peers;
+#[path = "support/authority_harness.rs"]
+mod harness;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -33,6 +35,10 @@ use acme_peers::{
     ChallTestSrv, ClientScript, Pebble, ScriptRun, TlsIdentity, Tools, curl, free_port,
     require_tools,
 };
+use harness::{Authority, Engine, keystation};
+
+/// The ACME provisioner's name, hence the directory `/acme/acme/directory`.
+const PROVISIONER: &str = "acme";
 
 /// The script's outcome must be complete whatever the server: per certbot, two
 /// certificates and one revocation for each of http-01 and dns-01; for lego, two and one
@@ -129,4 +135,105 @@ fn the_script_fails_on_a_chain_to_another_root() {
     );
     let issued = std::fs::read_to_string(client.work.join("issued")).unwrap();
     assert_eq!(issued, "", "a certificate that did not verify was recorded");
+}
+
+// --- keystation --------------------------------------------------------------------------
+
+/// `keystation authority <args…>` against `authority`'s state and store.
+fn authority_command(authority: &Authority, args: &[&str]) -> std::process::Command {
+    let mut command = keystation(authority.dir.path());
+    command.arg("authority").args(args).arg("--dir").arg(&authority.state);
+    if let Some(url) = &authority.database.url {
+        command.args(["--database", url]);
+    }
+    command
+}
+
+/// The script against `keystation authority serve` with an ACME provisioner on `engine`,
+/// then the store: each issued certificate recorded under the provisioner, each revoked
+/// one revoked with the client's reason, the others not revoked.
+async fn keystation_passes(engine: Engine) {
+    let tools = require_tools();
+    let port = free_port();
+    let authority = Authority::init(engine, port);
+    let dir = authority.dir.path();
+    let dns = ChallTestSrv::start(&tools, dir);
+    let ports = (free_port(), free_port());
+
+    let output =
+        authority_command(&authority, &["provisioner", "add", PROVISIONER, "--type", "ACME"])
+            .output()
+            .unwrap();
+    assert!(
+        output.status.success(),
+        "authority provisioner add {PROVISIONER} --type ACME failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let config = authority.state.join("config/authority.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[acme]\nresolver = \"{}\"\nhttp01_port = {}\ntls_alpn01_port = {}\n\
+         allow = [\"127.0.0.0/8\", \"::1/128\"]\n",
+        dns.dns_server(),
+        ports.0,
+        ports.1
+    ));
+    std::fs::write(&config, toml).unwrap();
+
+    let mut server = authority.serve(port, "acme");
+    server.wait_healthy().await;
+    let root = authority.state.join("certs/root_ca.crt");
+    let directory = format!("https://localhost:{port}/acme/{PROVISIONER}/directory");
+    let client = script(&tools, &dns, directory, &root, ports, dir);
+    let run = tokio::task::spawn_blocking(move || client.run()).await.unwrap().unwrap_or_else(
+        |failure| {
+            panic!("{failure}\n---- authority log ----\n{}\n{}", server.log_tail(), dns.log_tail())
+        },
+    );
+    eprintln!(
+        "{}\n---- keystation ({engine:?}): the script took {:.1?} ----",
+        run.output, run.elapsed
+    );
+    assert_complete(&run, tools.certbots.len());
+
+    let store = authority.store().await;
+    for issued in &run.issued {
+        let record = store
+            .certificate(&issued.serial)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{issued:?} is not in the store"));
+        assert_eq!(record.provisioner, PROVISIONER, "{issued:?}: {record:?}");
+        assert!(
+            record.sans.iter().any(|san| san.trim_start_matches("DNS:") == issued.name),
+            "{issued:?}: the store has names {:?}",
+            record.sans
+        );
+    }
+    for revoked in &run.revoked {
+        let details = store
+            .revocation(&revoked.serial)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{revoked:?} is not revoked in the store"));
+        assert_eq!(details.reason_code, revoked.reason, "{revoked:?}: {details:?}");
+        assert!(!details.mtls, "{revoked:?}: recorded as revoked over mutual TLS");
+    }
+    for serial in unrevoked(&run) {
+        assert!(!store.is_revoked(serial).await.unwrap(), "{serial} was not revoked by the script");
+    }
+}
+
+/// keystation with its default store, SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keystation_passes_the_client_script() {
+    keystation_passes(Engine::Sqlite).await;
+}
+
+/// keystation on PostgreSQL (`KEYSTATION_TEST_POSTGRES_URL`, scripts/with-postgres).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keystation_passes_the_client_script_on_postgres() {
+    keystation_passes(Engine::Postgres).await;
 }
