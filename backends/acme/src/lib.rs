@@ -13,6 +13,7 @@
 //!   identifier can use, the CSR against the order (§7.4).
 //! * [`key_authorization`]: key authorizations (§8.1), the dns-01 TXT value (§8.4), the
 //!   tls-alpn-01 digest (RFC 8737 §3), challenge tokens.
+//! * [`eab`]: external account binding (§7.3.4): [`verify_eab`], [`sign_eab`].
 //! * [`provisioner`]: the `ACME` provisioner ([`AcmeProvisioner`], [`FACTORY`]).
 //! * [`attestation`]: device-attest-01's `step` attestation object
 //!   ([`parse_attestation_object`], [`AcmeProvisioner::verify_device_attestation`],
@@ -20,6 +21,7 @@
 
 pub mod attestation;
 mod b64;
+pub mod eab;
 pub mod envelope;
 mod error;
 pub mod identifiers;
@@ -33,6 +35,7 @@ pub use attestation::{
     AttestationStatement, AttestedDevice, parse_attestation_object, spki_fingerprint,
     step_attestation_object,
 };
+pub use eab::{sign_eab, verify_eab};
 pub use envelope::{
     ACCEPTED_ALGORITHMS, AcmeRequest, KeyRef, MAX_REQUEST_LEN, ProtectedHeader, VerifiedKeyChange,
     VerifiedRequest, parse_request, sign_request, verify_key_change,
