@@ -228,13 +228,17 @@ pub(crate) async fn validate(
             tracing::debug!(from = %url, to = %hop.url(), "http-01 redirect");
             continue;
         }
-        let body = body?;
         if status != 200 {
+            let start = match &body {
+                Ok(body) => quote(body),
+                Err(_) => "(a body longer than the limit)".to_owned(),
+            };
             return Err(ValidationFailure::new(
                 FailureKind::Unauthorized,
-                format!("{url} answered {status} (200 expected): {}", quote(&body)),
+                format!("{url} answered {status} (200 expected): {start}"),
             ));
         }
+        let body = body?;
         if body.trim_ascii() == key_authorization.as_bytes() {
             tracing::debug!(%url, "http-01 key authorization found");
             return Ok(());
@@ -260,7 +264,7 @@ async fn fetch(
     let addresses = permitted_addresses(&inner.resolver, &config.policy, &hop.host)
         .await
         .map_err(|f| ValidationFailure::new(f.kind, format!("{url}: {}", f.detail)))?;
-    let (tcp, address) = connect(&addresses, hop.port, url).await?;
+    let (tcp, address) = connect(&addresses, hop.port, url, config.timeout / 2).await?;
     tracing::debug!(%url, %address, "http-01 request");
     let where_ = format!("{url} ({address})");
     let request = hyper::Request::get(&hop.path)

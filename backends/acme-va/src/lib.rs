@@ -18,8 +18,11 @@
 //! hop — must be permitted by the [`AddressPolicy`] (RFC 8555 §10.2: the server must not
 //! be turned against its own network). Names are resolved through the configured DNS
 //! server (or the system's) and the authority connects to the resolved address itself, so
-//! the address checked is the address used. Each attempt is bounded by
-//! [`ValidationConfig::timeout`]; nothing a server sends can make it panic.
+//! the address checked is the address used. A name's refused addresses are skipped (as
+//! Let's Encrypt drops them from answers); when none is left, the attempt fails as
+//! `rejectedIdentifier`, naming them. The permitted ones are tried in the resolver's
+//! order, AAAA before A. Each attempt is bounded by [`ValidationConfig::timeout`];
+//! nothing a server sends can make it panic.
 //!
 //! A failed attempt is a [`ValidationFailure`]: a [`FailureKind`], which maps onto RFC 8555
 //! §6.7's problem types ([`FailureKind::problem_type`]), and a detail for the client.
@@ -204,7 +207,8 @@ impl std::fmt::Debug for Validator {
 
 impl Validator {
     /// A validator with `config`. Fails when the system's resolver configuration is needed
-    /// and unreadable, or when a limit is zero.
+    /// and unreadable, or when a limit is zero. It needs no runtime to be made; its
+    /// attempts run on tokio (they spawn the connections' tasks).
     pub fn new(config: ValidationConfig) -> Result<Self, Error> {
         if config.timeout.is_zero() {
             return Err(Error::BadConfig("the timeout must be longer than zero".into()));
@@ -387,6 +391,22 @@ mod tests {
             FailureKind::RejectedIdentifier.problem_type(),
             "urn:ietf:params:acme:error:rejectedIdentifier"
         );
+    }
+
+    #[test]
+    fn attempts_can_be_spawned() {
+        fn spawnable<T: Future + Send>(_: T) {}
+        let config = ValidationConfig {
+            resolver: Some(SocketAddr::from(([127, 0, 0, 1], 53))),
+            ..ValidationConfig::default()
+        };
+        let va = Validator::new(config).unwrap();
+        let identifier = Identifier::Dns("a.test".into());
+        spawnable(va.http01(&identifier, "t", "k"));
+        spawnable(va.dns01("a.test", "k"));
+        spawnable(va.tls_alpn01(&identifier, "k"));
+        fn shareable<T: Send + Sync + Clone + 'static>(_: &T) {}
+        shareable(&va);
     }
 
     #[test]

@@ -145,16 +145,31 @@ pub(crate) async fn permitted_addresses(
     Ok(permitted)
 }
 
-/// A TCP connection to the first of `addresses` on `port` that accepts one.
+/// A TCP connection to the first of `addresses` on `port` that accepts one. While other
+/// addresses remain, one try gets at most `per_try`, so an unreachable first address (a
+/// broken IPv6 route) leaves time for the next.
 pub(crate) async fn connect(
     addresses: &[IpAddr],
     port: u16,
     what: &str,
+    per_try: Duration,
 ) -> Result<(TcpStream, SocketAddr), ValidationFailure> {
     let mut last = None;
-    for &ip in addresses {
+    for (i, &ip) in addresses.iter().enumerate() {
         let address = SocketAddr::new(ip, port);
-        match TcpStream::connect(address).await {
+        let attempt = TcpStream::connect(address);
+        let outcome = if i + 1 < addresses.len() {
+            match tokio::time::timeout(per_try, attempt).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {per_try:?}"),
+                )),
+            }
+        } else {
+            attempt.await
+        };
+        match outcome {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 return Ok((stream, address));

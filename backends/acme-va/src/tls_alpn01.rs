@@ -200,7 +200,8 @@ pub(crate) async fn validate(
     let config = &inner.config;
     let addresses = permitted_addresses(&inner.resolver, &config.policy, &identifier).await?;
     let port = config.tls_alpn01_port;
-    let (tcp, address) = connect(&addresses, port, &format!("{identifier} port {port}")).await?;
+    let (tcp, address) =
+        connect(&addresses, port, &format!("{identifier} port {port}"), config.timeout / 2).await?;
     tracing::debug!(%address, %sni, "tls-alpn-01 handshake");
     let tls = inner.tls_alpn.connect(server_name, tcp).await.map_err(|e| {
         ValidationFailure::new(

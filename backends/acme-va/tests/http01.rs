@@ -85,6 +85,31 @@ async fn a_404_is_unauthorized() {
 }
 
 #[tokio::test]
+async fn a_404_with_an_oversized_body_is_still_unauthorized() {
+    let dns = dns_server(&loopback_zone()).await;
+    let server = HttpServer::start(|_| response(404, &[], &[b'x'; 20_000])).await;
+    let va = validator(dns, server.port, 1);
+    let failure = va.http01(&a_test(), TOKEN, KEY_AUTHORIZATION).await.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Unauthorized, "{failure:?}");
+    assert!(failure.detail.contains("answered 404"), "{}", failure.detail);
+}
+
+#[tokio::test]
+async fn refused_and_unreachable_addresses_are_skipped_for_the_next() {
+    // 10.0.0.1 is refused by the policy; nothing listens on 127.0.0.2; 127.0.0.1 answers.
+    let dns = dns_server(&[
+        ("multi.test", Rec::A(Ipv4Addr::new(10, 0, 0, 1))),
+        ("multi.test", Rec::A(Ipv4Addr::new(127, 0, 0, 2))),
+        ("multi.test", Rec::A(Ipv4Addr::LOCALHOST)),
+    ])
+    .await;
+    let server = HttpServer::start(|_| response(200, &[], KEY_AUTHORIZATION.as_bytes())).await;
+    let va = validator(dns, server.port, 1);
+    va.http01(&Identifier::Dns("multi.test".into()), TOKEN, KEY_AUTHORIZATION).await.unwrap();
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
 async fn a_redirect_chain_is_followed_with_each_hop_resolved() {
     let dns = dns_server(&loopback_zone()).await;
     let port = std::sync::Arc::new(std::sync::OnceLock::new());
