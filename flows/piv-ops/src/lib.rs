@@ -1,6 +1,7 @@
 //! keystation-piv-ops: the PIV operations users know from ykman — `info`, `generate`,
 //! `certificate import/export/request/generate/delete`, `attest`, `reset`; with feature
-//! `enroll`, `enroll` (attested enrollment with a keystation authority) — over
+//! `enroll`, `enroll` (attested enrollment with a keystation authority, over its
+//! `/1.0/sign-attested` or ACME device-attest-01) — over
 //! keystation-piv on any [`Card`], with certificates and requests from keystation-x509;
 //! and the pieces other flows reuse (the kube setup): [`Access`], [`Pin`],
 //! [`authenticate`], slot names, certificate serials and validity.
@@ -22,7 +23,7 @@ use keystation_x509::{CertificateOptions, DistinguishedName, ExtendedKeyUsage, V
 #[cfg(feature = "enroll")]
 mod enroll;
 #[cfg(feature = "enroll")]
-pub use enroll::EnrollOptions;
+pub use enroll::{EnrollAuthority, EnrollOptions};
 
 /// What went wrong in a PIV operation.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,18 @@ pub enum Error {
         /// The client's error: the authority's status and message for a refusal.
         #[source]
         source: keystation_ca_client::Error,
+    },
+    /// The ACME server could not be reached, refused, or did not accept the attestation
+    /// (`piv enroll --acme`).
+    #[cfg(feature = "enroll")]
+    #[error("{what}")]
+    Acme {
+        /// What was being done.
+        what: String,
+        /// The client's error: the server's problem document for a refusal (boxed: it
+        /// carries the whole document).
+        #[source]
+        source: Box<keystation_acme_client::Error>,
     },
 }
 
@@ -140,7 +153,8 @@ pub enum PivOperation {
     /// Attest a key generated on the card and verify the attestation chain.
     Attest(AttestOptions),
     /// Generate a key on the card, attest it, have a keystation authority certify it
-    /// (YubiKey attestation provisioner) and write the certificate to the slot.
+    /// (YubiKey attestation provisioner, or ACME device-attest-01) and write the
+    /// certificate to the slot.
     #[cfg(feature = "enroll")]
     Enroll(EnrollOptions),
     /// Reset the application: every key and certificate goes; PIN 123456, PUK

@@ -19,7 +19,7 @@ use keystation_core::key::KeyAlgorithm;
 use keystation_core::keygen::{PinPolicy, PivSlot, TouchPolicy};
 use keystation_core::provisioner::{Credential, Operation, Request, TrustedKeys};
 use keystation_piv::PivCard;
-use keystation_piv_ops::{Access, EnrollOptions, Error, PivOperation};
+use keystation_piv_ops::{Access, EnrollAuthority, EnrollOptions, Error, PivOperation};
 use keystation_provisioners::{AttestationPolicy, Claims, YubiKeyAttestationProvisioner};
 use keystation_softcard::SoftCard;
 use keystation_x509::{Certificate, CertificateOptions, CertificateRequest, DistinguishedName};
@@ -261,9 +261,8 @@ fn setup(url: String, root_pem: &str, provisioner: &str) -> Setup {
     let pin = dir.path().join("pin");
     std::fs::write(&pin, "123456\n").unwrap();
     let options = EnrollOptions {
-        authority: url,
+        authority: EnrollAuthority::SignAttested { url, provisioner: provisioner.into() },
         root,
-        provisioner: provisioner.into(),
         slot: PivSlot::Authentication,
         algorithm: KeyAlgorithm::NistP256,
         pin_policy: PinPolicy::Once,
