@@ -31,8 +31,9 @@ pub enum PivCommand {
     /// Yubico roots (or --roots), and print what the attestation says.
     Attest(AttestArgs),
     /// Enroll SLOT with a keystation authority: generate a key on the card, attest it,
-    /// have the authority's YubiKey attestation provisioner certify it (the CSR signed by
-    /// the card), and write the certificate to the slot.
+    /// have the authority certify it — its YubiKey attestation provisioner
+    /// (--authority, --provisioner) or an ACME provisioner's device-attest-01 (--acme) —
+    /// with a CSR signed by the card, and write the certificate to the slot.
     #[cfg(feature = "enroll")]
     Enroll(EnrollArgs),
     /// Reset the PIV application: every key and certificate goes; PIN 123456, PUK
@@ -68,19 +69,31 @@ pub struct GenerateArgs {
     pub access: AccessArgs,
 }
 
-/// `keystation piv enroll`
+/// `keystation piv enroll`: `--authority URL --provisioner NAME` (keystation's
+/// `/1.0/sign-attested`) or `--acme DIRECTORY` (ACME device-attest-01), and `--root`.
 #[cfg(feature = "enroll")]
 #[derive(Debug, Clone, Args)]
 pub struct EnrollArgs {
-    /// The authority's URL, https://host[:port]
+    /// The authority's URL, https://host[:port], whose YubiKey attestation provisioner
+    /// (--provisioner) certifies the key
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "acme",
+        conflicts_with = "acme",
+        requires = "provisioner"
+    )]
+    pub authority: Option<String>,
+    /// Enroll through ACME device-attest-01 instead: the directory of an ACME provisioner,
+    /// https://host[:port]/acme/NAME/directory
     #[arg(long, value_name = "URL")]
-    pub authority: String,
+    pub acme: Option<String>,
     /// The authority's root certificate (PEM): the only certificate trusted for its TLS
     #[arg(long, value_name = "FILE")]
     pub root: PathBuf,
-    /// The authority's YubiKey attestation provisioner
-    #[arg(long, value_name = "NAME")]
-    pub provisioner: String,
+    /// The authority's YubiKey attestation provisioner (with --authority)
+    #[arg(long, value_name = "NAME", requires = "authority", conflicts_with = "acme")]
+    pub provisioner: Option<String>,
     /// The slot: 9a, 9c, 9d, 9e or a retired slot 82-95
     #[arg(long, default_value = "9a", value_parser = parse_slot_arg)]
     pub slot: PivSlot,
@@ -234,9 +247,8 @@ impl PivCommand {
             }),
             #[cfg(feature = "enroll")]
             Self::Enroll(args) => PivOperation::Enroll(keystation_piv_ops::EnrollOptions {
-                authority: args.authority.clone(),
+                authority: args.enroll_authority(),
                 root: args.root.clone(),
-                provisioner: args.provisioner.clone(),
                 slot: args.slot,
                 algorithm: args.algorithm,
                 pin_policy: args.pin_policy,
@@ -245,6 +257,23 @@ impl PivCommand {
                 access: (&args.access).into(),
             }),
             Self::Reset { force } => PivOperation::Reset { force: *force },
+        }
+    }
+}
+
+#[cfg(feature = "enroll")]
+impl EnrollArgs {
+    /// Which authority, asked how. clap has checked that `--acme` or `--authority` with
+    /// `--provisioner` is given; were neither, the empty URL is refused by the client.
+    fn enroll_authority(&self) -> keystation_piv_ops::EnrollAuthority {
+        match (&self.acme, &self.authority, &self.provisioner) {
+            (Some(directory), _, _) => {
+                keystation_piv_ops::EnrollAuthority::Acme { directory: directory.clone() }
+            }
+            (None, url, provisioner) => keystation_piv_ops::EnrollAuthority::SignAttested {
+                url: url.clone().unwrap_or_default(),
+                provisioner: provisioner.clone().unwrap_or_default(),
+            },
         }
     }
 }
@@ -313,5 +342,43 @@ mod tests {
         assert_eq!(parse_touch_policy("cached"), Ok(TouchPolicy::Cached));
         assert_eq!(parse_any_slot("F9"), Ok(PivSlot::Attestation));
         assert!(parse_slot_arg("f9").is_err());
+    }
+
+    #[cfg(feature = "enroll")]
+    #[test]
+    fn enroll_takes_an_acme_directory_or_an_authority_with_its_provisioner() {
+        use clap::Parser;
+        use keystation_piv_ops::EnrollAuthority;
+
+        #[derive(Debug, Parser)]
+        struct Enroll {
+            #[command(flatten)]
+            args: EnrollArgs,
+        }
+        let parse = |args: &[&str]| {
+            Enroll::try_parse_from([&["enroll", "--root", "root.crt"], args].concat())
+                .map(|e| e.args.enroll_authority())
+        };
+        let directory = "https://127.0.0.1:9443/acme/attest/directory";
+        assert_eq!(
+            parse(&["--acme", directory]).unwrap(),
+            EnrollAuthority::Acme { directory: directory.into() }
+        );
+        assert_eq!(
+            parse(&["--authority", "https://ca:9443", "--provisioner", "yk"]).unwrap(),
+            EnrollAuthority::SignAttested {
+                url: "https://ca:9443".into(),
+                provisioner: "yk".into()
+            }
+        );
+        for refused in [
+            &[][..],
+            &["--authority", "https://ca:9443"],
+            &["--provisioner", "yk"],
+            &["--acme", directory, "--provisioner", "yk"],
+            &["--acme", directory, "--authority", "https://ca:9443", "--provisioner", "yk"],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?} was accepted");
+        }
     }
 }
