@@ -48,6 +48,56 @@ pub enum AuthorityCommand {
     /// certificate per instance until an operator resets the instance's record.
     #[command(subcommand)]
     Tofu(TofuCommand),
+    /// ACME provisioners' external account binding keys (RFC 8555 §7.3.4).
+    #[cfg(feature = "acme")]
+    #[command(subcommand)]
+    Acme(AcmeCommand),
+}
+
+/// `keystation authority acme …`
+#[cfg(feature = "acme")]
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum AcmeCommand {
+    /// External account binding keys, as `step ca acme eab` manages them.
+    #[command(subcommand)]
+    Eab(EabCommand),
+}
+
+/// `keystation authority acme eab …`
+#[cfg(feature = "acme")]
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum EabCommand {
+    /// Make a key for PROVISIONER (an ACME provisioner) and print its key ID and HMAC key
+    /// (base64url), which a client passes as --eab-kid and --eab-hmac-key
+    Add {
+        /// The ACME provisioner
+        provisioner: String,
+        /// A name of your own for the key (unique within the provisioner)
+        reference: Option<String>,
+        /// State directory, store.
+        #[command(flatten)]
+        authority: AuthorityOptions,
+    },
+    /// List PROVISIONER's keys: key ID, reference, bound account, created (never the key)
+    List {
+        /// The ACME provisioner
+        provisioner: String,
+        /// State directory, store.
+        #[command(flatten)]
+        authority: AuthorityOptions,
+    },
+    /// Remove a key (an account bound with it stays)
+    Remove {
+        /// The ACME provisioner
+        provisioner: String,
+        /// The key ID
+        key_id: String,
+        /// State directory, store.
+        #[command(flatten)]
+        authority: AuthorityOptions,
+    },
 }
 
 /// `keystation authority tofu …`
@@ -103,6 +153,12 @@ impl AuthorityCommand {
                 TofuCommand::List { authority, .. } | TofuCommand::Reset { authority, .. } => {
                     authority
                 }
+            },
+            #[cfg(feature = "acme")]
+            Self::Acme(AcmeCommand::Eab(c)) => match c {
+                EabCommand::Add { authority, .. }
+                | EabCommand::List { authority, .. }
+                | EabCommand::Remove { authority, .. } => authority,
             },
         }
     }
@@ -201,8 +257,8 @@ pub enum ProvisionerCommand {
 pub struct ProvisionerAddArgs {
     /// The provisioner's name
     pub name: String,
-    /// JWK, X5C, SSHPOP, OIDC, K8sSA, AWS, GCP, Azure, token (a station's static token)
-    /// or yubikey-attestation
+    /// JWK, X5C, SSHPOP, OIDC, K8sSA, AWS, GCP, Azure, ACME, token (a station's static
+    /// token) or yubikey-attestation
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: String,
     /// OIDC: the client ID tokens must be for (their `aud`)
@@ -298,6 +354,24 @@ pub struct ProvisionerAddArgs {
     /// yubikey-attestation: card serials accepted (repeat; any when none)
     #[arg(long = "serial", value_name = "N")]
     pub serials: Vec<u32>,
+    /// ACME: a challenge type offered (http-01, dns-01, tls-alpn-01, device-attest-01;
+    /// repeat; the first three when none)
+    #[arg(long = "challenge", value_name = "TYPE")]
+    pub challenges: Vec<String>,
+    /// ACME: accounts need an external account binding (keys from `authority acme eab add`)
+    #[arg(long = "require-eab")]
+    pub require_eab: bool,
+    /// ACME: a certificate without a common name gets its first DNS name as one
+    #[arg(long = "force-cn")]
+    pub force_cn: bool,
+    /// ACME: a device-attest-01 attestation format accepted (step)
+    #[arg(long = "attestation-format", value_name = "FORMAT")]
+    pub attestation_formats: Vec<String>,
+    /// ACME: the roots device attestations must chain to (PEM file; Yubico's when not
+    /// given). The policy flags of yubikey-attestation (--min-firmware, --pin-policy,
+    /// --touch-policy, --slot, --serial) apply to device-attest-01 too
+    #[arg(long = "attestation-roots", value_name = "FILE")]
+    pub attestation_roots: Option<PathBuf>,
     /// Claims, step-ca's names: '{"maxTLSCertDuration":"48h"}'
     #[arg(long, value_name = "JSON")]
     pub claims: Option<String>,
@@ -482,7 +556,38 @@ pub fn run(
         AuthorityCommand::Admin(command) => runtime()?.block_on(admin(command, settings, out)),
         AuthorityCommand::Job(command) => runtime()?.block_on(job(command, settings, out)),
         AuthorityCommand::Tofu(command) => runtime()?.block_on(tofu(command, settings, out)),
+        #[cfg(feature = "acme")]
+        AuthorityCommand::Acme(AcmeCommand::Eab(command)) => {
+            runtime()?.block_on(eab(command, settings, out))
+        }
     }
+}
+
+#[cfg(feature = "acme")]
+async fn eab(command: &EabCommand, settings: &Settings, out: &mut dyn Write) -> Result<(), Error> {
+    use keystation_authority::acme_admin;
+    let store = open_store(settings).await?;
+    let result = match command {
+        EabCommand::Add { provisioner, reference, .. } => {
+            acme_admin::add_eab_key(&store, provisioner, reference.as_deref()).await.map(|key| {
+                vec![
+                    format!("keyID\t{}", key.key_id),
+                    format!("hmacKey\t{}", key.hmac_key_b64url.as_str()),
+                ]
+            })
+        }
+        EabCommand::List { provisioner, .. } => acme_admin::eab_keys(&store, provisioner).await,
+        EabCommand::Remove { provisioner, key_id, .. } => {
+            acme_admin::remove_eab_key(&store, provisioner, key_id)
+                .await
+                .map(|()| vec![format!("removed key {key_id} of provisioner {provisioner}")])
+        }
+    };
+    store.close().await;
+    for line in result? {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 async fn tofu(
@@ -589,6 +694,20 @@ fn identity_fields(
         "GCP" => {
             put("serviceAccounts", json!(args.gcp_service_accounts));
             put("projectIDs", json!(args.gcp_projects));
+        }
+        "ACME" => {
+            put("challenges", json!(args.challenges));
+            put("requireEAB", json!(args.require_eab));
+            put("forceCN", json!(args.force_cn));
+            put("attestationFormats", json!(args.attestation_formats));
+            if let Some(path) = &args.attestation_roots {
+                put("attestationRoots", json!(read(path)?));
+            }
+            put("minFirmware", json!(args.min_firmware));
+            put("pinPolicies", json!(args.pin_policies));
+            put("touchPolicies", json!(args.touch_policies));
+            put("slots", json!(args.slots));
+            put("serials", json!(args.serials));
         }
         "Azure" => {
             put("tenantID", json!(args.azure_tenant));
@@ -809,9 +928,10 @@ async fn provisioner(
                         provisioner_config::yubikey_attestation(&args.name, &policy, claims)?,
                     )
                 }
-                "oidc" | "k8ssa" | "k8s-sa" | "aws" | "gcp" | "azure" => {
+                "oidc" | "k8ssa" | "k8s-sa" | "aws" | "gcp" | "azure" | "acme" => {
                     let kind = match args.kind.to_ascii_lowercase().as_str() {
                         "oidc" => "OIDC",
+                        "acme" => "ACME",
                         "k8ssa" | "k8s-sa" => "K8sSA",
                         "aws" => "AWS",
                         "gcp" => "GCP",
@@ -822,7 +942,7 @@ async fn provisioner(
                 }
                 other => {
                     return Err(usage(format!(
-                        "provisioner type {other:?}: expected JWK, X5C, SSHPOP, OIDC, K8sSA, AWS, GCP, Azure, token or yubikey-attestation"
+                        "provisioner type {other:?}: expected JWK, X5C, SSHPOP, OIDC, K8sSA, AWS, GCP, Azure, ACME, token or yubikey-attestation"
                     )));
                 }
             };

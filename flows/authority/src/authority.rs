@@ -66,6 +66,14 @@ pub(crate) struct Caller {
     pub bearer: Option<String>,
 }
 
+/// A certificate just issued: its serial (the store's form) and its chain as PEM.
+#[cfg(feature = "acme")]
+#[derive(Debug, Clone)]
+pub(crate) struct IssuedChain {
+    pub serial: String,
+    pub chain_pem: String,
+}
+
 /// An authenticated administrator.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Admin {
@@ -92,13 +100,16 @@ pub struct Authority {
     intermediate_pem: String,
     issuer: Issuer,
     ssh: Option<SshCas>,
-    store: Store,
+    pub(crate) store: Store,
     registry: RwLock<Arc<Registry>>,
     context: ProvisionerContext,
     tls_chain: Vec<Vec<u8>>,
     tls_chain_pem: String,
     tls_key_pkcs8: Zeroizing<Vec<u8>>,
     tls_key_pem: Zeroizing<String>,
+    /// The ACME server's validator and settings (`[acme]`).
+    #[cfg(feature = "acme")]
+    pub(crate) acme: Option<crate::acme::AcmeState>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -170,7 +181,7 @@ fn time_field(value: Option<&str>, now: i64) -> Result<Option<i64>, ApiError> {
 }
 
 /// A certificate's serial in the store's form.
-fn certificate_serial(cert: &Certificate) -> String {
+pub(crate) fn certificate_serial(cert: &Certificate) -> String {
     let hex = cert.serial_hex().to_ascii_lowercase().replace(':', "");
     let trimmed = hex.trim_start_matches('0');
     if trimmed.is_empty() { "0".into() } else { trimmed.to_owned() }
@@ -245,6 +256,8 @@ impl Authority {
         let tls_chain = vec![leaf.der.clone(), intermediate.der().to_vec()];
         let tls_chain_pem = format!("{}{}", leaf.pem, intermediate.to_pem());
         let tls_key_pem = Zeroizing::new(keystation_x509::pem::encode("PRIVATE KEY", &tls_pkcs8));
+        #[cfg(feature = "acme")]
+        let acme = Some(crate::acme::AcmeState::new(&config.acme)?);
         Ok(Self {
             config,
             layout,
@@ -261,6 +274,8 @@ impl Authority {
             tls_chain_pem,
             tls_key_pkcs8: Zeroizing::new(tls_pkcs8.to_vec()),
             tls_key_pem,
+            #[cfg(feature = "acme")]
+            acme,
         })
     }
 
@@ -292,7 +307,7 @@ impl Authority {
         (self.tls_chain_pem.clone(), self.tls_key_pem.clone())
     }
 
-    fn registry(&self) -> Arc<Registry> {
+    pub(crate) fn registry(&self) -> Arc<Registry> {
         match self.registry.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -589,6 +604,30 @@ impl Authority {
         self.store.record_certificate(&record).await.map_err(|e| ApiError::internal(&e))?;
         tracing::info!(provisioner, serial = %record.serial, subject = %record.subject, "certificate issued");
         Ok(self.response(issued.pem.clone()))
+    }
+
+    /// Issues a leaf from `template`, records it, and gives its serial and its chain (PEM,
+    /// leaf then intermediate) — for ACME, which answers with the chain.
+    #[cfg(feature = "acme")]
+    pub(crate) async fn issue_and_record_pem(
+        &self,
+        template: &LeafTemplate,
+        provisioner: &str,
+    ) -> Result<IssuedChain, ApiError> {
+        let issued = self.issuer.issue_leaf(template).map_err(|e| ApiError::internal(&e))?;
+        self.record(&issued, provisioner).await?;
+        Ok(IssuedChain {
+            serial: issued.serial.to_hex(),
+            chain_pem: format!("{}{}", issued.pem, self.intermediate_pem),
+        })
+    }
+
+    /// Whether this authority's intermediate issued `cert`.
+    #[cfg(feature = "acme")]
+    pub(crate) fn issuer_verifies(&self, cert: &Certificate) -> Result<(), ApiError> {
+        self.issuer
+            .verify_issued(cert.der())
+            .map_err(|_| ApiError::unauthorized("the certificate was not issued by this authority"))
     }
 
     async fn issue_and_record(

@@ -65,6 +65,62 @@ pub struct AuthorityConfig {
     /// each provisioner's, as JSON text (`{"maxTLSCertDuration": "48h"}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<String>,
+    /// How the ACME provisioners validate challenges (`[acme]`).
+    #[serde(default, skip_serializing_if = "AcmeSettings::is_default")]
+    pub acme: AcmeSettings,
+}
+
+/// How ACME challenges are validated (`[acme]` in `config/authority.toml`): where the
+/// authority connects and asks, and which addresses it may reach.
+///
+/// The defaults are the protocol's: http-01 on port 80 (RFC 8555 §8.3), tls-alpn-01 on 443
+/// (RFC 8737 §3), the system's resolver, and no private, loopback or link-local address
+/// (a client cannot make the authority probe its own network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct AcmeSettings {
+    /// The DNS server asked for A, AAAA and TXT records (`host:port`); the system's
+    /// (`/etc/resolv.conf`) when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<SocketAddr>,
+    /// The port http-01 fetches from.
+    pub http01_port: u16,
+    /// The port tls-alpn-01 connects to.
+    pub tls_alpn01_port: u16,
+    /// Networks (CIDR) allowed although denied by default (`127.0.0.0/8` for a lab).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Networks (CIDR) never contacted, even when `allow` names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    /// How many times a failed validation is attempted in all (RFC 8555 §8.2).
+    pub attempts: u32,
+    /// The pause before the second attempt, doubled before each further one, in seconds.
+    pub retry_seconds: u64,
+    /// How long one attempt may take, in seconds.
+    pub timeout_seconds: u64,
+}
+
+impl Default for AcmeSettings {
+    fn default() -> Self {
+        Self {
+            resolver: None,
+            http01_port: 80,
+            tls_alpn01_port: 443,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            attempts: 3,
+            retry_seconds: 2,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl AcmeSettings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 fn default_token_lifetime() -> u64 {
@@ -84,6 +140,7 @@ impl AuthorityConfig {
             ssh: false,
             max_token_lifetime_seconds: default_token_lifetime(),
             claims: None,
+            acme: AcmeSettings::default(),
         }
     }
 

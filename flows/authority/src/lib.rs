@@ -13,11 +13,17 @@
 //!   worker service until stopped.
 //! * [`api`]: the HTTP routes, each at step-ca's unversioned path and under `/1.0`.
 //! * [`worker`]: defguard's worker protocol (both protobuf packages) served from the store.
+//! * `acme` (feature `acme`): RFC 8555 at `/acme/{provisioner}/…`, for every provisioner of
+//!   type `ACME`, its challenges validated as `[acme]` in the configuration says.
 //!
 //! Every refusal is answered with step-ca's error document (`{"status", "message"}`) whose
 //! message says which check failed, and logged once with the provisioner and the reason;
 //! tokens, keys and passwords never reach a log.
 
+#[cfg(feature = "acme")]
+mod acme;
+#[cfg(feature = "acme")]
+pub mod acme_admin;
 pub mod api;
 mod authority;
 mod config;
@@ -34,7 +40,9 @@ mod tls;
 pub mod worker;
 
 pub use self::authority::{Authority, job_json};
-pub use self::config::{AuthorityConfig, DEFAULT_MAX_TOKEN_LIFETIME, IntermediateKey};
+pub use self::config::{
+    AcmeSettings, AuthorityConfig, DEFAULT_MAX_TOKEN_LIFETIME, IntermediateKey,
+};
 pub use self::error::Error;
 pub use self::registry::Registry;
 pub use self::serve::{Running, serve, serve_until_signalled};

@@ -32,6 +32,10 @@ pub(crate) struct Entry {
     /// The stored object it was built from: an unchanged provisioner keeps its key cache
     /// across reloads.
     stored: Arc<str>,
+    /// An ACME provisioner's own settings (challenges, external account binding,
+    /// attestation roots and policy), which the ACME server reads.
+    #[cfg(feature = "acme")]
+    pub(crate) acme: Option<Arc<keystation_acme::AcmeProvisioner>>,
 }
 
 /// The factories of the identity and cloud provisioners this build has (cargo features
@@ -49,6 +53,8 @@ pub(crate) fn factories() -> Vec<Factory> {
         keystation_iid_gcp::FACTORY,
         #[cfg(feature = "iid-azure")]
         keystation_iid_azure::FACTORY,
+        #[cfg(feature = "acme")]
+        keystation_acme::FACTORY,
     ]
 }
 
@@ -78,6 +84,7 @@ fn step_ca_knows(kind: ProvisionerKind) -> bool {
             | ProvisionerKind::Gcp
             | ProvisionerKind::Azure
             | ProvisionerKind::SshPop
+            | ProvisionerKind::Acme
     )
 }
 
@@ -104,12 +111,20 @@ impl Registry {
                 .and_then(|e| e.keys.clone());
             let keys =
                 kept.or_else(|| provisioner.key_source().map(|s| Arc::new(CachedKeys::new(s))));
+            #[cfg(feature = "acme")]
+            let acme = if provisioner.kind() == ProvisionerKind::Acme {
+                Some(Arc::new(keystation_acme::AcmeProvisioner::from_json(&text, context)?))
+            } else {
+                None
+            };
             entries.push(Entry {
                 name: provisioner.name().to_owned(),
                 kind: provisioner.kind(),
                 provisioner,
                 config: Arc::new(config),
                 keys,
+                #[cfg(feature = "acme")]
+                acme,
                 stored,
             });
         }

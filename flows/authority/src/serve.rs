@@ -78,6 +78,11 @@ async fn refresh_registry(authority: Arc<Authority>, mut stopped: watch::Receive
         if let Err(error) = purge {
             tracing::warn!(%error, "purging expired token ids failed");
         }
+        #[cfg(feature = "acme")]
+        if let Err(error) = authority.store().acme_purge_nonces(std::time::SystemTime::now()).await
+        {
+            tracing::warn!(%error, "purging expired ACME nonces failed");
+        }
     }
 }
 

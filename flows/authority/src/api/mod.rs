@@ -57,7 +57,10 @@ fn routes() -> Router<Arc<Authority>> {
 
 /// The API's router: every route at its unversioned path and under `/1.0`.
 pub fn router(authority: Arc<Authority>) -> Router {
-    Router::new()
+    let router = Router::new();
+    #[cfg(feature = "acme")]
+    let router = router.merge(crate::acme::routes());
+    router
         .merge(routes())
         .nest("/1.0", routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
