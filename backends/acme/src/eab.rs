@@ -7,7 +7,8 @@ use hmac::{Hmac, Mac};
 use keystation_jose::Jwk;
 use serde::Deserialize;
 use sha2::{Sha256, Sha384, Sha512};
-use zeroize::Zeroizing;
+/// The wrapper the MAC key comes in (re-exported so callers need not depend on zeroize).
+pub use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::messages::FlattenedJws;
