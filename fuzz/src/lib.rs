@@ -316,6 +316,7 @@ pub fn pcscd_replies(data: &[u8]) {
     keystation_pcsc::fuzzing::pcscd_replies(data);
 }
 
+mod acme;
 mod authority;
 mod azure_identity_token;
 mod ca;
@@ -330,6 +331,7 @@ mod token_provisioners;
 mod vpcd;
 mod x509;
 
+pub use acme::{acme_attestation, acme_bodies, acme_jws};
 pub use authority::authority_bodies;
 pub use azure_identity_token::azure_identity_token;
 pub use ca::ca_csr;

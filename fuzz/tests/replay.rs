@@ -157,3 +157,18 @@ fn gcp_identity_token_seeds() {
 fn azure_identity_token_seeds() {
     replay("azure_identity_token", keystation_fuzz::azure_identity_token);
 }
+
+#[test]
+fn acme_jws_seeds() {
+    replay("acme_jws", keystation_fuzz::acme_jws);
+}
+
+#[test]
+fn acme_bodies_seeds() {
+    replay("acme_bodies", keystation_fuzz::acme_bodies);
+}
+
+#[test]
+fn acme_attestation_seeds() {
+    replay("acme_attestation", keystation_fuzz::acme_attestation);
+}
