@@ -11,7 +11,7 @@
 //!   authorization and challenge objects with their status enums (§7.1).
 //! * [`identifiers`]: order rules — identifier normalization, the challenges each
 //!   identifier can use, the CSR against the order (§7.4).
-//! * [`key_authorization`]: key authorizations (§8.1), the dns-01 TXT value (§8.4), the
+//! * [`key_authorization`](mod@key_authorization): key authorizations (§8.1), the dns-01 TXT value (§8.4), the
 //!   tls-alpn-01 digest (RFC 8737 §3), challenge tokens.
 //! * [`eab`]: external account binding (§7.3.4): [`verify_eab`], [`sign_eab`].
 //! * [`provisioner`]: the `ACME` provisioner ([`AcmeProvisioner`], [`FACTORY`]).
