@@ -5,7 +5,7 @@
 //! ```text
 //! {"fmt": "step",
 //!  "attStmt": {"alg": -7 | -257 | -8,          (COSE: ES256, RS256, EdDSA)
-//!              "sig": bytes,                    (over the key authorization)
+//!              "sig": bytes(CBOR(bytes)),       (over the key authorization)
 //!              "x5c": [slot certificate, F9 certificate, intermediates …]}}
 //! ```
 //!
@@ -118,8 +118,13 @@ pub fn parse_attestation_object(bytes: &[u8]) -> Result<AttestationStatement> {
         Some(_) => return Err(bad("attStmt.alg is not an integer")),
         None => return Err(bad("attStmt has no alg")),
     };
+    // step's `sig` is the CBOR encoding of the signature's byte string, itself carried as a
+    // byte string (step-ca's `doStepAttestationFormat` unmarshals it a second time).
     let sig = match member(&statement, "sig")? {
-        Some(Value::Bytes(b)) if !b.is_empty() => b.clone(),
+        Some(Value::Bytes(b)) if !b.is_empty() => match ciborium::de::from_reader(b.as_slice()) {
+            Ok(Value::Bytes(inner)) if !inner.is_empty() => inner,
+            _ => return Err(bad("attStmt.sig is not a CBOR-encoded byte string")),
+        },
         Some(_) => return Err(bad("attStmt.sig is not a non-empty byte string")),
         None => return Err(bad("attStmt has no sig")),
     };
@@ -167,11 +172,15 @@ fn member<'a>(map: &[(&str, &'a Value)], key: &str) -> Result<Option<&'a Value>>
 }
 
 /// Builds a `step` attestation object (for clients): `{"fmt": "step", "attStmt": {"alg":
-/// alg, "sig": sig, "x5c": x5c}}` in CBOR, to send base64url as `attObj`.
+/// alg, "sig": CBOR(sig), "x5c": x5c}}` in CBOR, to send base64url as `attObj` — `sig`
+/// encoded once more as step's client does.
 pub fn step_attestation_object(alg: i64, sig: &[u8], x5c: &[Vec<u8>]) -> Vec<u8> {
+    let mut encoded_sig = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = ciborium::ser::into_writer(&Value::Bytes(sig.to_vec()), &mut encoded_sig);
     let statement = Value::Map(vec![
         (Value::Text("alg".into()), Value::Integer(alg.into())),
-        (Value::Text("sig".into()), Value::Bytes(sig.to_vec())),
+        (Value::Text("sig".into()), Value::Bytes(encoded_sig)),
         (
             Value::Text("x5c".into()),
             Value::Array(x5c.iter().map(|der| Value::Bytes(der.clone())).collect()),

@@ -212,9 +212,11 @@ fn malformed_attestation_objects_are_refused() {
     let statement =
         |alg: C, sig: C, x5c: C| C::Map(vec![(t("alg"), alg), (t("sig"), sig), (t("x5c"), x5c)]);
     let object = |fmt: C, stmt: C| C::Map(vec![(t("fmt"), fmt), (t("attStmt"), stmt)]);
+    // step's sig: the signature's CBOR byte string, carried as a byte string.
+    let sig = C::Bytes(cbor(&C::Bytes(vec![1])));
     let good = statement(
         C::Integer((-7).into()),
-        C::Bytes(vec![1]),
+        sig.clone(),
         C::Array(vec![cert.clone(), cert.clone()]),
     );
     let parsed = parse_attestation_object(&cbor(&object(t("step"), good.clone()))).unwrap();
@@ -242,6 +244,28 @@ fn malformed_attestation_objects_are_refused() {
         ("apple", cbor(&object(t("apple"), good.clone()))),
         ("fmt bytes", cbor(&object(C::Bytes(b"step".to_vec()), good.clone()))),
         ("no attStmt", cbor(&C::Map(vec![(t("fmt"), t("step"))]))),
+        (
+            "sig not CBOR inside",
+            cbor(&object(
+                t("step"),
+                statement(
+                    C::Integer((-7).into()),
+                    C::Bytes(vec![0xff, 1]),
+                    C::Array(vec![cert.clone(), cert.clone()]),
+                ),
+            )),
+        ),
+        (
+            "sig CBOR text inside",
+            cbor(&object(
+                t("step"),
+                statement(
+                    C::Integer((-7).into()),
+                    C::Bytes(cbor(&t("sig"))),
+                    C::Array(vec![cert.clone(), cert.clone()]),
+                ),
+            )),
+        ),
         ("attStmt array", cbor(&object(t("step"), C::Array(vec![])))),
         (
             "alg text",
