@@ -663,7 +663,7 @@ impl Authority {
             self.store.acme_authorizations_of_order(&order.id).await.map_err(store_error)?;
 
         let dns: Vec<String> =
-            csr.sans.iter().filter(|s| !s.parse::<std::net::IpAddr>().is_ok()).cloned().collect();
+            csr.sans.iter().filter(|s| s.parse::<std::net::IpAddr>().is_err()).cloned().collect();
         let ips: Vec<std::net::IpAddr> = csr.sans.iter().filter_map(|s| s.parse().ok()).collect();
         identifiers::csr_matches_order(&dns, &ips, csr.common_name.as_deref(), &identifiers)
             .map_err(|reason| problem(ProblemType::BadCsr, reason))?;
