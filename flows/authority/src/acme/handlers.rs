@@ -37,6 +37,25 @@ fn endpoint(provisioner: &str, headers: &HeaderMap, uri: &Uri) -> Endpoint {
     }
 }
 
+/// RFC 8555 §6.2: every POST carries `application/jose+json`; anything else is refused with
+/// 415 before the authority looks at it (so no nonce is spent).
+fn jose_content_type(headers: &HeaderMap) -> Result<(), keystation_acme::problem::Problem> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let media_type = content_type.map(|c| c.split(';').next().unwrap_or_default().trim());
+    if media_type.is_some_and(|m| m.eq_ignore_ascii_case("application/jose+json")) {
+        return Ok(());
+    }
+    let mut problem = keystation_acme::problem::Problem::new(
+        keystation_acme::problem::ProblemType::Malformed,
+        format!(
+            "the request's Content-Type is {}, not application/jose+json",
+            content_type.map_or_else(|| "missing".to_owned(), |c| format!("{c:?}"))
+        ),
+    );
+    problem.status = Some(415);
+    Err(problem)
+}
+
 /// Answers `result` with a fresh nonce; a nonce that cannot be made leaves the header out
 /// (the client's next request then fails with badNonce and it asks newNonce).
 async fn answer(
@@ -94,7 +113,10 @@ macro_rules! post_handler {
             body: Bytes,
         ) -> Response {
             let endpoint = endpoint(&provisioner, &headers, &uri);
-            let result = a.$method(&endpoint, &body).await;
+            let result = match jose_content_type(&headers) {
+                Ok(()) => a.$method(&endpoint, &body).await,
+                Err(problem) => Err(problem),
+            };
             answer(&a, &endpoint, result).await
         }
     };
@@ -107,7 +129,10 @@ macro_rules! post_handler {
             body: Bytes,
         ) -> Response {
             let endpoint = endpoint(&provisioner, &headers, &uri);
-            let result = a.$method(&endpoint, &$id, &body).await;
+            let result = match jose_content_type(&headers) {
+                Ok(()) => a.$method(&endpoint, &$id, &body).await,
+                Err(problem) => Err(problem),
+            };
             answer(&a, &endpoint, result).await
         }
     };
@@ -132,6 +157,9 @@ pub(super) async fn challenge(
     body: Bytes,
 ) -> Response {
     let endpoint = endpoint(&provisioner, &headers, &uri);
-    let result = a.clone().acme_challenge(&endpoint, &authz, &id, &body).await;
+    let result = match jose_content_type(&headers) {
+        Ok(()) => a.clone().acme_challenge(&endpoint, &authz, &id, &body).await,
+        Err(problem) => Err(problem),
+    };
     answer(&a, &endpoint, result).await
 }

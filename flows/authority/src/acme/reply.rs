@@ -24,6 +24,7 @@ pub(super) struct Reply {
 enum Body {
     Json(serde_json::Value),
     PemChain(String),
+    Problem(String),
     Empty,
 }
 
@@ -41,6 +42,13 @@ impl Reply {
     /// 200 with a PEM certificate chain (RFC 8555 §7.4.2).
     pub(super) fn pem_chain(pem: String) -> Self {
         Self::with_status(StatusCode::OK, Body::PemChain(pem))
+    }
+
+    /// A problem document that also points somewhere: 409 Conflict with the `Location` of
+    /// the account that already has the key (RFC 8555 §7.3.5).
+    pub(super) fn problem_at(problem: &Problem, location: String) -> Self {
+        let status = StatusCode::from_u16(problem.http_status()).unwrap_or(StatusCode::CONFLICT);
+        Self::with_status(status, Body::Problem(problem.to_json())).at(location)
     }
 
     /// A status with no body (newNonce: 200 for HEAD, 204 for GET, §7.2).
@@ -76,6 +84,9 @@ impl Reply {
             Body::Json(value) => (self.status, axum::Json(value)).into_response(),
             Body::PemChain(pem) => {
                 (self.status, [(header::CONTENT_TYPE, PEM_CHAIN_CONTENT_TYPE)], pem).into_response()
+            }
+            Body::Problem(json) => {
+                (self.status, [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)], json).into_response()
             }
             Body::Empty => self.status.into_response(),
         };

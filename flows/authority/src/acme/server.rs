@@ -462,14 +462,14 @@ impl Authority {
                     .ok_or_else(|| internal(&"the account vanished"))?;
                 Ok(Reply::json(render::account(endpoint, &account)))
             }
-            KeyChange::InUse(other) => Err(Problem::new(
-                ProblemType::Malformed,
-                format!(
-                    "the new key is already the key of account {:?}",
-                    endpoint.account_url(&other)
-                ),
-            )
-            .with_http_status(409)),
+            KeyChange::InUse(other) => {
+                let conflict = Problem::new(
+                    ProblemType::Malformed,
+                    "the new key is already the key of another account (see Location)",
+                )
+                .with_http_status(409);
+                Ok(Reply::problem_at(&conflict, endpoint.account_url(&other)))
+            }
             KeyChange::Stale => {
                 Err(problem(ProblemType::Unauthorized, "the account's key changed meanwhile"))
             }
