@@ -332,6 +332,28 @@ mod vpcd;
 mod x509;
 
 pub use acme::{acme_attestation, acme_bodies, acme_jws};
+
+/// The ACME validator's stub DNS resolver: any datagram as the answer to an A, AAAA or TXT
+/// query (byte 0 picks the type) gives records or an error, never a panic; a CNAME chain
+/// or pointer loop ends within its bounds, and TXT records join within their length.
+pub fn acme_dns_response(data: &[u8]) {
+    use keystation_acme_va::dns::{RecordType, parse_response, txt_value};
+    let Some((&selector, message)) = data.split_first() else { return };
+    let record_type = match selector % 3 {
+        0 => RecordType::A,
+        1 => RecordType::Aaaa,
+        _ => RecordType::Txt,
+    };
+    let id = message.get(..2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    if let Ok(records) = parse_response(message, id, "_acme-challenge.a.test", record_type) {
+        for record in &records {
+            assert!(record.len() <= message.len());
+            if let Ok(value) = txt_value(record) {
+                assert!(value.len() < record.len().max(1));
+            }
+        }
+    }
+}
 pub use authority::authority_bodies;
 pub use azure_identity_token::azure_identity_token;
 pub use ca::ca_csr;

@@ -172,3 +172,8 @@ fn acme_bodies_seeds() {
 fn acme_attestation_seeds() {
     replay("acme_attestation", keystation_fuzz::acme_attestation);
 }
+
+#[test]
+fn acme_dns_response_seeds() {
+    replay("acme_dns_response", keystation_fuzz::acme_dns_response);
+}

@@ -1,113 +1,75 @@
-//! Resolution and connections: names become addresses through hickory's resolver, the
-//! addresses are checked against the policy, and the validator connects to them itself.
+//! Resolution and connections: names become addresses through the stub resolver
+//! ([`crate::dns`]), the addresses are checked against the policy, and the validator
+//! connects to them itself.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{RData, RecordType};
-use hickory_resolver::{TokioResolver, net::runtime::TokioRuntimeProvider};
 use tokio::net::TcpStream;
 
+use crate::dns::{self, DnsError, RecordType};
 use crate::{Error, FailureKind, Identifier, ValidationFailure, policy::AddressPolicy};
 
-/// The resolver: the configured server or the system's, without `/etc/hosts` and without
-/// a cache (a retried attempt must see the record the client has just fixed).
+/// The resolver: the configured server or the system's first, asked afresh every time.
 pub(crate) struct Resolver {
-    inner: TokioResolver,
+    server: SocketAddr,
+    timeout: Duration,
 }
 
 impl Resolver {
     pub(crate) fn new(server: Option<SocketAddr>, timeout: Duration) -> Result<Self, Error> {
-        let mut builder = match server {
-            Some(server) => {
-                let mut name_server = NameServerConfig::udp_and_tcp(server.ip());
-                for connection in &mut name_server.connections {
-                    connection.port = server.port();
-                }
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_name_servers(vec![name_server]),
-                    TokioRuntimeProvider::default(),
-                )
-            }
-            None => TokioResolver::builder_tokio().map_err(|e| Error::Resolver(e.to_string()))?,
-        };
-        let options: &mut ResolverOpts = builder.options_mut();
-        options.use_hosts_file = ResolveHosts::Never;
-        options.cache_size = 0;
-        options.positive_max_ttl = Some(Duration::ZERO);
-        options.negative_max_ttl = Some(Duration::ZERO);
-        options.timeout = options.timeout.min(timeout);
-        let inner = builder.build().map_err(|e| Error::Resolver(e.to_string()))?;
-        Ok(Self { inner })
+        Ok(Self { server: server.unwrap_or_else(dns::system_server), timeout })
     }
 
     /// The A and AAAA addresses of `name` (normalized, no final dot), AAAA first.
     pub(crate) async fn addresses(&self, name: &str) -> Result<Vec<IpAddr>, ValidationFailure> {
-        let fqdn = format!("{name}.");
-        let lookup = self
-            .inner
-            .lookup_ip(fqdn.as_str())
-            .await
-            .map_err(|e| dns_failure(name, "A/AAAA", &e))?;
-        let addresses: Vec<IpAddr> = lookup.iter().collect();
+        let (v6, v4) = tokio::join!(
+            dns::lookup(self.server, name, RecordType::Aaaa, self.timeout),
+            dns::lookup(self.server, name, RecordType::A, self.timeout),
+        );
+        let mut addresses = Vec::new();
+        let mut errors = Vec::new();
+        for (answer, len) in [(v6, 16), (v4, 4)] {
+            match answer {
+                Ok(records) => addresses.extend(records.iter().filter_map(|r| match r.len() {
+                    16 if len == 16 => <[u8; 16]>::try_from(r.as_slice()).ok().map(IpAddr::from),
+                    4 if len == 4 => <[u8; 4]>::try_from(r.as_slice()).ok().map(IpAddr::from),
+                    _ => None,
+                })),
+                Err(e) => errors.push(e),
+            }
+        }
         if addresses.is_empty() {
-            return Err(ValidationFailure::new(
-                FailureKind::Dns,
-                format!("DNS problem: no A or AAAA records found for {name}"),
-            ));
+            return Err(match errors.into_iter().next() {
+                Some(e) => dns_failure(name, "A/AAAA", &e),
+                None => ValidationFailure::new(
+                    FailureKind::Dns,
+                    format!("DNS problem: no A or AAAA records found for {name}"),
+                ),
+            });
         }
         Ok(addresses)
     }
 
     /// The TXT records at `name` (no final dot), each as its character-strings joined.
     pub(crate) async fn txt(&self, name: &str) -> Result<Vec<Vec<u8>>, ValidationFailure> {
-        let fqdn = format!("{name}.");
-        let lookup = self
-            .inner
-            .lookup(fqdn.as_str(), RecordType::TXT)
+        let records = dns::lookup(self.server, name, RecordType::Txt, self.timeout)
             .await
             .map_err(|e| dns_failure(name, "TXT", &e))?;
-        Ok(lookup
-            .answers()
+        records
             .iter()
-            .filter_map(|record| match &record.data {
-                RData::TXT(txt) => Some(txt.txt_data.concat()),
-                _ => None,
-            })
-            .collect())
+            .map(|r| dns::txt_value(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| dns_failure(name, "TXT", &e))
     }
 }
 
 /// A resolution failure as a `dns` problem naming the name and what went wrong.
-fn dns_failure(name: &str, kind: &str, error: &NetError) -> ValidationFailure {
-    let what = match error {
-        NetError::Dns(DnsError::NoRecordsFound(none))
-            if none.response_code == ResponseCode::NXDomain =>
-        {
-            format!("NXDOMAIN looking up {kind} for {name}")
-        }
-        NetError::Dns(DnsError::NoRecordsFound(_)) => format!("no {kind} records found for {name}"),
-        NetError::Dns(DnsError::ResponseCode(code)) => {
-            format!("{} looking up {kind} for {name}", mnemonic(*code))
-        }
-        NetError::Timeout => format!("query timed out looking up {kind} for {name}"),
-        other => format!("looking up {kind} for {name}: {other}"),
-    };
-    ValidationFailure::new(FailureKind::Dns, format!("DNS problem: {what}"))
-}
-
-/// RFC 1035 §4.1.1's names for the codes a resolver passes on.
-fn mnemonic(code: ResponseCode) -> String {
-    match code {
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        other => format!("response code {} ({other})", u16::from(other)),
-    }
+fn dns_failure(name: &str, kind: &str, error: &DnsError) -> ValidationFailure {
+    ValidationFailure::new(
+        FailureKind::Dns,
+        format!("DNS problem: {error} looking up {kind} for {name}"),
+    )
 }
 
 /// The addresses an identifier leads to that the policy permits, in the resolver's order.
