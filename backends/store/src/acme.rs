@@ -172,9 +172,7 @@ pub struct AcmeCertificateRecord {
 }
 
 /// The MAC key of an external account binding key (RFC 8555 §7.3.4): a secret. Its
-/// `Debug` shows only its length; its bytes are overwritten when it is dropped (best
-/// effort: without a zeroizing dependency the compiler is asked, not forced, to keep the
-/// writes).
+/// `Debug` shows only its length; its bytes are zeroized when it is dropped.
 #[derive(Clone)]
 pub struct EabHmacKey(Vec<u8>);
 
@@ -224,7 +222,7 @@ impl Eq for EabHmacKey {}
 
 impl Drop for EabHmacKey {
     fn drop(&mut self) {
-        wipe(&mut self.0);
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
@@ -248,57 +246,21 @@ pub struct AcmeEabKeyRecord {
     pub bound_at: Option<SystemTime>,
 }
 
-/// Overwrites `bytes` with zeros (best effort; see [`EabHmacKey`]).
-fn wipe(bytes: &mut [u8]) {
-    bytes.iter_mut().for_each(|b| *b = 0);
-    std::hint::black_box(bytes);
+/// Overwrites `bytes` with zeros before they are freed.
+fn wipe(bytes: &mut Vec<u8>) {
+    zeroize::Zeroize::zeroize(bytes);
 }
-
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// `bytes` in base64 (RFC 4648 §4, padded).
 fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let mut n = 0u32;
-        for (i, &b) in chunk.iter().enumerate() {
-            n |= u32::from(b) << (16 - 8 * i);
-        }
-        for i in 0..4 {
-            if i <= chunk.len() {
-                let sextet = (n >> (18 - 6 * i)) & 0x3f;
-                out.push(char::from(BASE64[sextet as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// What [`base64_encode`] encoded; `None` for anything else.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let text = text.as_bytes();
-    if !text.len().is_multiple_of(4) {
-        return None;
-    }
-    let quads = text.len() / 4;
-    let mut out = Vec::with_capacity(quads * 3);
-    for (index, quad) in text.chunks(4).enumerate() {
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && index + 1 != quads) {
-            return None;
-        }
-        let mut n = 0u32;
-        for (i, &c) in quad.iter().take(4 - pad).enumerate() {
-            let sextet = BASE64.iter().position(|&a| a == c)?;
-            n |= (sextet as u32) << (18 - 6 * i);
-        }
-        for i in 0..3 - pad {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 /// Refuses an empty `value`.
