@@ -214,11 +214,8 @@ fn malformed_attestation_objects_are_refused() {
     let object = |fmt: C, stmt: C| C::Map(vec![(t("fmt"), fmt), (t("attStmt"), stmt)]);
     // step's sig: the signature's CBOR byte string, carried as a byte string.
     let sig = C::Bytes(cbor(&C::Bytes(vec![1])));
-    let good = statement(
-        C::Integer((-7).into()),
-        sig.clone(),
-        C::Array(vec![cert.clone(), cert.clone()]),
-    );
+    let good =
+        statement(C::Integer((-7).into()), sig.clone(), C::Array(vec![cert.clone(), cert.clone()]));
     let parsed = parse_attestation_object(&cbor(&object(t("step"), good.clone()))).unwrap();
     assert_eq!(
         parsed,
