@@ -57,8 +57,11 @@ pub enum AcmeAccountCreated {
     /// This call created the account (RFC 8555 §7.3: 201 Created).
     Created(AcmeAccountRecord),
     /// The provisioner already had an account with this key, unchanged (RFC 8555 §7.3.1:
-    /// 200 OK with the existing account's URL).
+    /// 200 OK with the existing account's URL). No external account key was bound.
     Existing(AcmeAccountRecord),
+    /// The account named an external account key (RFC 8555 §7.3.4) that its provisioner
+    /// does not have, or that is bound to another account already: nothing was written.
+    EabKeyUnavailable,
 }
 
 /// The outcome of [`Store::acme_change_account_key`] (RFC 8555 §7.3.5).
@@ -499,13 +502,21 @@ impl Store {
     /// [`AcmeAccountCreated::Existing`]. Either way the account is read back as stored.
     /// [`Error::AlreadyExists`] if `new.id` is taken by an account with another key.
     ///
-    /// Binding an external account key is a separate step ([`Store::acme_bind_eab_key`]).
+    /// With `new.eab_key_id`, the account and the binding of that external account key
+    /// (RFC 8555 §7.3.4) are one transaction: the key, if its provisioner has it and no
+    /// account holds it, is bound to the new account; otherwise nothing is written
+    /// ([`AcmeAccountCreated::EabKeyUnavailable`]). So of concurrent creations with one
+    /// key, one account is made, and a key is never spent on an account that was not.
     pub async fn acme_create_account(&self, new: &AcmeAccountRecord) -> Result<AcmeAccountCreated> {
         non_empty("ACME account id", &new.id)?;
         non_empty("ACME provisioner", &new.provisioner)?;
         non_empty("ACME account key thumbprint", &new.key_thumbprint)?;
         check_status("ACME account status", ACCOUNT_STATUSES, &new.status)?;
         let contact = join_lines("ACME account contact", &new.contact)?;
+        let context = "creating an ACME account";
+        let mut tx = self.pool().begin().await.map_err(db(context))?;
+        // Write first: on SQLite the transaction holds the write lock from its first
+        // statement on. An early return drops the transaction, which rolls it back.
         let done = sqlx::query(
             "INSERT INTO acme_accounts \
              (id, provisioner, key_thumbprint, key_jwk, status, contact, eab_key_id, created_at) \
@@ -520,14 +531,37 @@ impl Store {
         .bind(contact)
         .bind(new.eab_key_id.as_deref())
         .bind(to_secs("account creation time", new.created_at)?)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
-        .map_err(insert_error("ACME account id", &new.id, "creating an ACME account"))?;
+        .map_err(insert_error("ACME account id", &new.id, context))?;
+        let created = done.rows_affected() == 1;
+        if let (true, Some(key_id)) = (created, new.eab_key_id.as_deref()) {
+            let bound = sqlx::query(
+                "UPDATE acme_eab_keys SET account_id = $3, bound_at = $4 \
+                 WHERE provisioner = $1 AND key_id = $2 AND account_id IS NULL",
+            )
+            .bind(&new.provisioner)
+            .bind(key_id)
+            .bind(&new.id)
+            .bind(now_secs()?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("binding an ACME external account key"))?;
+            if bound.rows_affected() != 1 {
+                tx.rollback().await.map_err(db(context))?;
+                return Ok(AcmeAccountCreated::EabKeyUnavailable);
+            }
+        }
+        if created {
+            tx.commit().await.map_err(db(context))?;
+        } else {
+            tx.rollback().await.map_err(db(context))?;
+        }
         let stored = self
             .acme_account_by_key(&new.provisioner, &new.key_thumbprint)
             .await?
             .ok_or_else(|| Error::NotFound { what: "ACME account", key: new.id.clone() })?;
-        Ok(if done.rows_affected() == 1 {
+        Ok(if created {
             AcmeAccountCreated::Created(stored)
         } else {
             AcmeAccountCreated::Existing(stored)
@@ -1184,31 +1218,6 @@ impl Store {
             .iter()
             .map(eab_key_from_row)
             .collect()
-    }
-
-    /// Binds external account key `key_id` of `provisioner` to account `account_id` (RFC
-    /// 8555 §7.3.4: a key binds one account), stamping `bound_at` with the store's clock:
-    /// true iff the key existed unbound and this call bound it, so of concurrent
-    /// bindings one wins.
-    pub async fn acme_bind_eab_key(
-        &self,
-        provisioner: &str,
-        key_id: &str,
-        account_id: &str,
-    ) -> Result<bool> {
-        non_empty("ACME account id", account_id)?;
-        let done = sqlx::query(
-            "UPDATE acme_eab_keys SET account_id = $3, bound_at = $4 \
-             WHERE provisioner = $1 AND key_id = $2 AND account_id IS NULL",
-        )
-        .bind(provisioner)
-        .bind(key_id)
-        .bind(account_id)
-        .bind(now_secs()?)
-        .execute(self.pool())
-        .await
-        .map_err(db("binding an ACME external account key"))?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// Removes external account key `key_id` of `provisioner` (`step ca acme eab remove`);

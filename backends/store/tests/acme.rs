@@ -21,6 +21,7 @@ on_both_engines!(
     a_nonce_used_50_times_at_once_on_two_replicas_is_accepted_once,
     accounts_are_created_once_per_key_and_found_by_id_and_key,
     concurrent_registrations_of_one_key_create_one_account,
+    concurrent_registrations_with_one_eab_key_create_one_account,
     account_contact_changes_and_deactivation_need_a_valid_account,
     account_keys_roll_over_only_from_the_current_key_to_an_unused_one,
     an_order_is_recorded_with_all_its_parts_or_not_at_all,
@@ -178,6 +179,7 @@ async fn a_nonce_used_50_times_at_once_on_two_replicas_is_accepted_once(db: &Tes
 
 async fn accounts_are_created_once_per_key_and_found_by_id_and_key(db: &TestDb) {
     let store = db.open().await;
+    store.acme_add_eab_key(&eab_key("kid-1", None, b"k1")).await.unwrap();
     let mut new = account("a1", "acme", "tp-1");
     new.contact = vec!["mailto:a@example.com".into(), "mailto:b@example.com".into()];
     new.eab_key_id = Some("kid-1".into());
@@ -239,12 +241,48 @@ async fn concurrent_registrations_of_one_key_create_one_account(db: &TestDb) {
         match task.await.unwrap() {
             AcmeAccountCreated::Created(a) => created.push(a.id),
             AcmeAccountCreated::Existing(a) => existing.push(a.id),
+            AcmeAccountCreated::EabKeyUnavailable => panic!("no key was named"),
         }
     }
     assert_eq!(created.len(), 1, "{created:?}");
     // Every other caller was handed the winner's account.
     assert_eq!(existing.len(), 19);
     assert!(existing.iter().all(|id| *id == created[0]), "{existing:?} vs {created:?}");
+}
+
+/// Twenty new accounts (twenty account keys) race for one external account key, on two
+/// pools: one account is created and holds the key; the others are refused and not written.
+async fn concurrent_registrations_with_one_eab_key_create_one_account(db: &TestDb) {
+    let replicas = [db.open().await, db.open().await];
+    replicas[0].acme_add_eab_key(&eab_key("kid-1", None, b"k1")).await.unwrap();
+    let barrier = Arc::new(Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = replicas[i % 2].clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let new = AcmeAccountRecord {
+                eab_key_id: Some("kid-1".into()),
+                ..account(&format!("acct-{i}"), "acme", &format!("tp-{i}"))
+            };
+            barrier.wait().await;
+            (new.id.clone(), store.acme_create_account(&new).await.unwrap())
+        }));
+    }
+    let mut created = Vec::new();
+    for task in tasks {
+        let (id, outcome) = task.await.unwrap();
+        match outcome {
+            AcmeAccountCreated::Created(a) => created.push(a.id),
+            AcmeAccountCreated::EabKeyUnavailable => {
+                assert_eq!(replicas[0].acme_account("acme", &id).await.unwrap(), None);
+            }
+            AcmeAccountCreated::Existing(a) => panic!("every key is new, yet {a:?}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    let key = replicas[1].acme_eab_key("acme", "kid-1").await.unwrap().unwrap();
+    assert_eq!(key.account_id.as_ref(), Some(&created[0]));
 }
 
 async fn account_contact_changes_and_deactivation_need_a_valid_account(db: &TestDb) {
@@ -706,12 +744,33 @@ async fn eab_keys_are_added_bound_once_and_removed(db: &TestDb) {
         store.acme_eab_keys("acme").await.unwrap().into_iter().map(|k| k.key_id).collect();
     assert_eq!(listed, ["kid-1", "kid-2", "kid-3"]);
 
-    // Bound once, to one account.
+    // Bound once, to one account, in the transaction that creates the account; a creation
+    // that cannot bind its key writes nothing.
+    let with_key =
+        |id: &str, provisioner: &str, thumbprint: &str, key_id: &str| AcmeAccountRecord {
+            eab_key_id: Some(key_id.into()),
+            ..account(id, provisioner, thumbprint)
+        };
     let before = SystemTime::now() - Duration::from_secs(1);
-    assert!(store.acme_bind_eab_key("acme", "kid-2", "acct-1").await.unwrap());
-    assert!(!store.acme_bind_eab_key("acme", "kid-2", "acct-2").await.unwrap());
-    assert!(!store.acme_bind_eab_key("acme", "nope", "acct-2").await.unwrap());
-    assert!(!store.acme_bind_eab_key("other", "kid-2", "acct-2").await.unwrap());
+    assert!(matches!(
+        store.acme_create_account(&with_key("acct-1", "acme", "tp-1", "kid-2")).await.unwrap(),
+        AcmeAccountCreated::Created(_)
+    ));
+    for (id, provisioner, key_id) in
+        [("acct-2", "acme", "kid-2"), ("acct-3", "acme", "nope"), ("acct-4", "other", "kid-2")]
+    {
+        let refused = store
+            .acme_create_account(&with_key(id, provisioner, &format!("tp-{id}"), key_id))
+            .await
+            .unwrap();
+        assert_eq!(refused, AcmeAccountCreated::EabKeyUnavailable, "{id} with {key_id}");
+        assert_eq!(store.acme_account(provisioner, id).await.unwrap(), None, "{id} was written");
+    }
+    // The same account key again finds acct-1 and spends no other key.
+    match store.acme_create_account(&with_key("acct-5", "acme", "tp-1", "kid-3")).await.unwrap() {
+        AcmeAccountCreated::Existing(existing) => assert_eq!(existing.id, "acct-1"),
+        other => panic!("the same key again: {other:?}"),
+    }
     let bound = store.acme_eab_key("acme", "kid-2").await.unwrap().unwrap();
     assert_eq!(bound.account_id.as_deref(), Some("acct-1"));
     assert!(bound.bound_at.unwrap() >= before);

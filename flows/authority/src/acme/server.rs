@@ -107,6 +107,22 @@ impl WithHttpStatus for Problem {
     }
 }
 
+/// An external account key that binds an account already (RFC 8555 §7.3.4: one key, one
+/// account).
+fn eab_key_taken(key_id: &str) -> Problem {
+    problem(
+        ProblemType::Unauthorized,
+        format!("external account key {key_id:?} is already bound to an account"),
+    )
+}
+
+/// 404 for a resource that does not exist or is not the requesting account's: the two are
+/// not told apart, so an account cannot learn which ids other accounts hold.
+fn not_found(what: &str, id: &str) -> Problem {
+    Problem::new(ProblemType::Malformed, format!("{what} {id:?} does not exist"))
+        .with_http_status(404)
+}
+
 fn store_error(e: keystation_store::Error) -> Problem {
     internal(&e)
 }
@@ -292,7 +308,7 @@ impl Authority {
             }
             (None, false) => None,
             (Some(binding), _) => {
-                Some(self.acme_bind_external_account(endpoint, binding, &jwk, &id).await?)
+                Some(self.acme_check_external_account(endpoint, binding, &jwk).await?)
             }
         };
         let record = AcmeAccountRecord {
@@ -318,17 +334,21 @@ impl Authority {
                 let url = endpoint.account_url(&account.id);
                 Ok(Reply::json(render::account(endpoint, &account)).at(url))
             }
+            // Another account took the key since it was checked.
+            AcmeAccountCreated::EabKeyUnavailable => {
+                Err(eab_key_taken(record.eab_key_id.as_deref().unwrap_or_default()))
+            }
         }
     }
 
-    /// Verifies an external account binding (RFC 8555 §7.3.4) and binds its key to the
-    /// account being created, once.
-    async fn acme_bind_external_account(
+    /// Verifies an external account binding (RFC 8555 §7.3.4): its key exists, is bound to
+    /// no account, and MACs the account's key. The key id, which the store binds to the
+    /// account in the same transaction that creates it.
+    async fn acme_check_external_account(
         &self,
         endpoint: &Endpoint,
         binding: &keystation_acme::messages::FlattenedJws,
         jwk: &Jwk,
-        account_id: &str,
     ) -> AcmeResult<String> {
         let new_account_url = format!("{}/new-account", endpoint.base);
         let key_id = binding_key_id(binding)?;
@@ -344,27 +364,13 @@ impl Authority {
                 )
             })?;
         if key.account_id.is_some() {
-            return Err(problem(
-                ProblemType::Unauthorized,
-                format!("external account key {key_id:?} is already bound to an account"),
-            ));
+            return Err(eab_key_taken(&key_id));
         }
         let hmac = zeroize::Zeroizing::new(key.hmac_key.as_bytes().to_vec());
         keystation_acme::eab::verify_eab(binding, jwk, &new_account_url, |kid| {
             (kid == key_id).then_some(hmac)
         })
         .map_err(envelope_problem)?;
-        if !self
-            .store
-            .acme_bind_eab_key(&endpoint.provisioner, &key_id, account_id)
-            .await
-            .map_err(store_error)?
-        {
-            return Err(problem(
-                ProblemType::Unauthorized,
-                format!("external account key {key_id:?} is already bound to an account"),
-            ));
-        }
         Ok(key_id)
     }
 
@@ -589,10 +595,7 @@ impl Authority {
             .await
             .map_err(store_error)?
             .filter(|o| o.account_id == account.id)
-            .ok_or_else(|| {
-                Problem::new(ProblemType::Malformed, format!("order {id:?} does not exist"))
-                    .with_http_status(404)
-            })?;
+            .ok_or_else(|| not_found("order", id))?;
         if order.expires_at < SystemTime::now()
             && matches!(order.status.as_str(), "pending" | "ready")
         {
@@ -788,10 +791,7 @@ impl Authority {
             .await
             .map_err(store_error)?
             .filter(|c| c.account_id == account.id)
-            .ok_or_else(|| {
-                Problem::new(ProblemType::Malformed, format!("certificate {id:?} does not exist"))
-                    .with_http_status(404)
-            })?;
+            .ok_or_else(|| not_found("certificate", id))?;
         Ok(Reply::pem_chain(certificate.chain_pem))
     }
 
@@ -807,10 +807,7 @@ impl Authority {
             .await
             .map_err(store_error)?
             .filter(|a| a.account_id == account.id)
-            .ok_or_else(|| {
-                Problem::new(ProblemType::Malformed, format!("authorization {id:?} does not exist"))
-                    .with_http_status(404)
-            })
+            .ok_or_else(|| not_found("authorization", id))
     }
 
     /// `POST authz/{id}`: read (POST-as-GET) or deactivate (RFC 8555 §7.5.2).
@@ -863,10 +860,7 @@ impl Authority {
             .await
             .map_err(store_error)?
             .filter(|c| c.authorization_id == authz.id)
-            .ok_or_else(|| {
-                Problem::new(ProblemType::Malformed, format!("challenge {id:?} does not exist"))
-                    .with_http_status(404)
-            })?;
+            .ok_or_else(|| not_found("challenge", id))?;
         let up = endpoint.authz_url(&authz.id);
         if request.is_post_as_get() || challenge.status != ChallengeStatus::Pending.as_str() {
             let reply =
