@@ -29,6 +29,15 @@
 #   ACME_CHAIN_LENGTH     certificates in a full chain (default 2: leaf and intermediate)
 #   ACME_RUN              a DNS label that makes this run's names distinct (default r<pid>)
 #   LEGO, NGINX           the binaries (default: lego on PATH, /usr/sbin/nginx)
+#   ACME_EAB_KEYS         a file of external account binding keys (RFC 8555 §7.3.4), one
+#                         "KEY_ID HMAC_KEY" (base64url) a line, at least 8: the server must
+#                         require a binding. The directory must say so, a binding with the
+#                         wrong HMAC key must be refused, and every account the clients make
+#                         binds the next key (lego's --eab --kid --hmac, certbot's --eab-kid
+#                         --eab-hmac-key). `$ACME_WORK/eab` records "KEY_ID client name" for
+#                         each key an account was bound with.
+#   ACME_EAB_SINGLE_USE=1 the server binds a key to one account (keystation, step-ca; pebble
+#                         does not): a second account with a used key must be refused
 #
 # Every issued certificate must verify with `openssl verify` to the bundle through the
 # issuer chain the client was given, be for TLS servers and name exactly the requested DNS
@@ -73,6 +82,10 @@ for certbot in "${certbots[@]}"; do
   [[ -x $certbot ]] || fail "setup: certbot $certbot is not an executable"
 done
 [[ -x $hook ]] || fail "setup: $hook is not an executable"
+if [[ -n ${ACME_EAB_KEYS:-} ]]; then
+  [[ -r $ACME_EAB_KEYS ]] || fail "setup: ACME_EAB_KEYS=$ACME_EAB_KEYS is not readable"
+  (($(grep -c . "$ACME_EAB_KEYS") >= 8)) || fail "setup: ACME_EAB_KEYS holds fewer than 8 keys"
+fi
 # certbot looks the hook command's first word up as a file, without shell quoting.
 [[ $hook != *[[:space:]]* ]] || fail "setup: certbot's hooks cannot run $hook: its path has a space"
 
@@ -87,6 +100,7 @@ export ACME_DNS_MANAGEMENT ACME_WORK="$work"
 export LEGO_CA_CERTIFICATES=$bundle REQUESTS_CA_BUNDLE=$bundle
 : >"$work/issued"
 : >"$work/revoked"
+: >"$work/eab"
 mkdir -p "$work/logs"
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -165,6 +179,75 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# ---- external account binding -----------------------------------------------------------
+
+# next_eab: sets eab_kid and eab_hmac to the next key of ACME_EAB_KEYS not yet handed out.
+# The clients get them as --option=value: a base64url key may begin with '-', which
+# certbot's argument parser would take for an option.
+eab_handed_out=0
+eab_kid=
+eab_hmac=
+next_eab() {
+  local line
+  eab_handed_out=$((eab_handed_out + 1))
+  line=$(grep . "$ACME_EAB_KEYS" | sed -n "${eab_handed_out}p")
+  [[ -n $line ]] || fail "setup: ACME_EAB_KEYS has no key number $eab_handed_out"
+  read -r eab_kid eab_hmac <<<"$line"
+  [[ -n $eab_kid && -n $eab_hmac ]] || fail "setup: line $eab_handed_out of ACME_EAB_KEYS is not 'KEY_ID HMAC_KEY'"
+}
+
+# expect_refusal WHAT PATTERN COMMAND...: COMMAND must fail, and its output must hold PATTERN
+# (a fixed string); the output is kept in a log of its own.
+expect_refusal() {
+  local what=$1 pattern=$2 log
+  shift 2
+  log_count=$((log_count + 1))
+  log=$work/logs/$(printf '%02d' "$log_count")-${what//[^A-Za-z0-9._-]/_}.log
+  printf '%s\n' "$*" >"$log"
+  if "$@" >>"$log" 2>&1 </dev/null; then
+    fail "$what: the command succeeded, it should have been refused: $*"
+  fi
+  grep -qF -- "$pattern" "$log" || {
+    tail -n 30 "$log" >&2
+    fail "$what: refused, but without '$pattern' (log: $log)"
+  }
+}
+
+# eab_refusals: a server that requires a binding says so in its directory (§7.1.1 meta
+# externalAccountRequired), and refuses a binding MACed with a key other than the one its
+# key ID names (§7.3.4); lego, which reads the directory, refuses to register without one.
+eab_refusals() {
+  local name=eab-refused.$run.test path=$work/lego-eab-refused wrong
+  step "external account binding: required by the directory, a wrong HMAC key refused"
+  python3 - "$work/directory.json" <<'PY' || fail "the directory's meta does not say externalAccountRequired: $(cat "$work/directory.json")"
+import json, sys
+sys.exit(0 if json.load(open(sys.argv[1])).get("meta", {}).get("externalAccountRequired") is True else 1)
+PY
+  ok "directory: meta.externalAccountRequired is true"
+  expect_refusal "lego-without-eab" "External Account Binding" "$lego" --server "$directory" \
+    --path "$path" --accept-tos --email acme-test@example.org --domains "$name" \
+    --http --http.port "127.0.0.1:$ACME_HTTP01_PORT" run
+  ok "lego without --eab: refused before registering"
+  next_eab
+  wrong=$(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))')
+  expect_refusal "lego-wrong-hmac" "urn:ietf:params:acme:error:" "$lego" --server "$directory" \
+    --path "$path" --accept-tos --email acme-test@example.org --eab "--kid=$eab_kid" "--hmac=$wrong" \
+    --domains "$name" --http --http.port "127.0.0.1:$ACME_HTTP01_PORT" run
+  ok "lego with key ID $eab_kid and another HMAC key: the server refused the account"
+}
+
+# eab_single_use: a key already bound to an account (the first lego case's) cannot bind
+# another.
+eab_single_use() {
+  local name=eab-reused.$run.test path=$work/lego-eab-reused kid hmac
+  read -r kid hmac <<<"$(grep . "$ACME_EAB_KEYS" | sed -n 2p)"
+  step "external account binding: key $kid, bound to an account already, binds no other"
+  expect_refusal "lego-reused-eab" "urn:ietf:params:acme:error:unauthorized" "$lego" \
+    --server "$directory" --path "$path" --accept-tos --email acme-test@example.org \
+    --eab "--kid=$kid" "--hmac=$hmac" --domains "$name" --http --http.port "127.0.0.1:$ACME_HTTP01_PORT" run
+  ok "lego with key $kid again: refused (unauthorized)"
+}
+
 # ---- lego -------------------------------------------------------------------------------
 
 # lego_case CHALLENGE REASON: a fresh account in its own --path; run, renew (forced),
@@ -182,6 +265,12 @@ lego_case() {
   esac
   local lego_args=(--server "$directory" --path "$path" --accept-tos --email "acme-test@example.org"
     --key-type ec256 --domains "$name" "${solver[@]}")
+  if [[ -n ${ACME_EAB_KEYS:-} ]]; then
+    # Used by `run`, which registers the account; `renew` and `revoke` find it in --path.
+    next_eab
+    lego_args+=(--eab "--kid=$eab_kid" "--hmac=$eab_hmac")
+    printf '%s lego %s\n' "$eab_kid" "$name" >>"$work/eab"
+  fi
   local certs=$path/certificates
   export EXEC_PATH=$hook EXEC_POLLING_INTERVAL=1 EXEC_PROPAGATION_TIMEOUT=30
 
@@ -228,10 +317,16 @@ certbot_case() {
       --manual-auth-hook "$hook certbot-auth" --manual-cleanup-hook "$hook certbot-cleanup") ;;
   esac
   local live=$dir/config/live/$name
+  local binding=()
+  if [[ -n ${ACME_EAB_KEYS:-} ]]; then
+    next_eab
+    binding=("--eab-kid=$eab_kid" "--eab-hmac-key=$eab_hmac")
+    printf '%s %s %s\n' "$eab_kid" "$label" "$name" >>"$work/eab"
+  fi
 
   step "$label $challenge: new account, order for $name (certbot certonly)"
   run "$label-$challenge-certonly" "$certbot" certonly "${common[@]}" "${solver[@]}" --agree-tos \
-    --register-unsafely-without-email --key-type ecdsa --cert-name "$name" -d "$name"
+    --register-unsafely-without-email --key-type ecdsa --cert-name "$name" -d "$name" "${binding[@]}"
   check_issued "$label $challenge: issued" "$name" "$live/cert.pem" "$live/chain.pem" \
     "$live/privkey.pem" "$live/fullchain.pem"
   cp "$live/cert.pem" "$dir/first.crt"
@@ -346,6 +441,7 @@ sys.exit(0 if all(directory.get(k, "").startswith("https://") for k in ("newNonc
 PY
 ok "directory: newNonce, newAccount, newOrder, revokeCert"
 ok "lego $("$lego" --version | awk '{print $3}'), certbots: ${certbots[*]}"
+[[ -z ${ACME_EAB_KEYS:-} ]] || eab_refusals
 
 lego_case http-01 4
 lego_case dns-01 5
@@ -359,5 +455,7 @@ for certbot in "${certbots[@]}"; do
   certbot_case "$certbot" "$label" http-01
   certbot_case "$certbot" "$label" dns-01
 done
+
+[[ -z ${ACME_EAB_KEYS:-} || ${ACME_EAB_SINGLE_USE:-} != 1 ]] || eab_single_use
 
 step "all checks passed: $(wc -l <"$work/issued") certificates issued, $(wc -l <"$work/revoked") revoked"

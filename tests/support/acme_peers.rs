@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -101,11 +101,9 @@ fn which(name: &str) -> Option<PathBuf> {
 
 // --- ports -------------------------------------------------------------------------------
 
-/// A free TCP port on 127.0.0.1 (bound and released).
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
-}
+/// A free TCP port on 127.0.0.1, one the authority's harness (which every test using
+/// these peers includes as `harness`) has not handed out before in this process.
+pub(crate) use crate::harness::free_port;
 
 /// A port on 127.0.0.1 free for both TCP and UDP (a DNS server binds both).
 pub fn free_dns_port() -> u16 {
@@ -340,6 +338,19 @@ impl Pebble {
         http01_port: u16,
         tls_alpn01_port: u16,
     ) -> Pebble {
+        Self::start_with_eab(tools, dir, dns, http01_port, tls_alpn01_port, &[])
+    }
+
+    /// [`Pebble::start`], requiring an external account binding (RFC 8555 §7.3.4) with
+    /// one of `eab_keys` (key ID, base64url HMAC key) when there are any.
+    pub fn start_with_eab(
+        tools: &Tools,
+        dir: &Path,
+        dns: &ChallTestSrv,
+        http01_port: u16,
+        tls_alpn01_port: u16,
+        eab_keys: &[(String, String)],
+    ) -> Pebble {
         let tls = TlsIdentity::new("Pebble TLS test CA");
         let write = |name: &str, text: &str| -> PathBuf {
             let path = dir.join(name);
@@ -360,7 +371,11 @@ impl Pebble {
                 "httpPort": http01_port,
                 "tlsPort": tls_alpn01_port,
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": false,
+                "externalAccountBindingRequired": !eab_keys.is_empty(),
+                "externalAccountMACKeys": eab_keys
+                    .iter()
+                    .map(|(kid, hmac)| (kid.clone(), serde_json::Value::from(hmac.as_str())))
+                    .collect::<serde_json::Map<String, serde_json::Value>>(),
             }
         });
         let config = write("pebble-config.json", &config.to_string());
@@ -438,6 +453,27 @@ pub struct ClientScript {
     pub certbots: Vec<PathBuf>,
     /// `ACME_CERT_STATUS_URL`, for pebble.
     pub cert_status_url: Option<String>,
+    /// `ACME_EAB_KEYS`: the server requires a binding with one of these keys.
+    pub eab_keys: Option<PathBuf>,
+    /// `ACME_EAB_SINGLE_USE=1`: the server binds a key to one account only.
+    pub eab_single_use: bool,
+}
+
+/// A key an account was bound with (a line of `$ACME_WORK/eab`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The external account key's ID.
+    pub key_id: String,
+    /// `lego`, `certbot1`, `certbot2`, …
+    pub client: String,
+    /// The DNS name the account ordered.
+    pub name: String,
+}
+
+/// Writes `keys` (key ID, base64url HMAC key) as `ACME_EAB_KEYS` wants them, to `path`.
+pub fn write_eab_keys(path: &Path, keys: &[(String, String)]) {
+    let text: String = keys.iter().map(|(kid, hmac)| format!("{kid} {hmac}\n")).collect();
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// A certificate the script obtained (a line of `$ACME_WORK/issued`).
@@ -472,6 +508,8 @@ pub struct ScriptRun {
     pub issued: Vec<Issued>,
     /// Every revocation, in order.
     pub revoked: Vec<Revoked>,
+    /// Every external account key an account was bound with, in order.
+    pub bindings: Vec<Binding>,
     /// How long it ran.
     pub elapsed: Duration,
 }
@@ -513,12 +551,17 @@ impl ClientScript {
             .env("ACME_WORK", &self.work)
             .env("ACME_CERTBOTS", certbots.join(" "))
             .env_remove("ACME_CERT_STATUS_URL")
+            .env_remove("ACME_EAB_KEYS")
+            .env("ACME_EAB_SINGLE_USE", if self.eab_single_use { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
             .stderr(log)
             .process_group(0);
         if let Some(url) = &self.cert_status_url {
             command.env("ACME_CERT_STATUS_URL", url);
+        }
+        if let Some(keys) = &self.eab_keys {
+            command.env("ACME_EAB_KEYS", keys);
         }
         let started = Instant::now();
         let mut child =
@@ -569,6 +612,17 @@ impl ClientScript {
                 _ => panic!("a malformed line in {}/revoked: {line:?}", self.work.display()),
             })
             .collect();
-        Ok(ScriptRun { output, issued, revoked, elapsed })
+        let bindings = records("eab")
+            .lines()
+            .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
+                [key_id, client, name] => Binding {
+                    key_id: key_id.to_owned(),
+                    client: client.to_owned(),
+                    name: name.to_owned(),
+                },
+                _ => panic!("a malformed line in {}/eab: {line:?}", self.work.display()),
+            })
+            .collect();
+        Ok(ScriptRun { output, issued, revoked, bindings, elapsed })
     }
 }
