@@ -120,9 +120,21 @@ impl Drop for Database {
 
 // --- the authority and its servers -------------------------------------------------------
 
+/// A free TCP port on 127.0.0.1 (bound and released), never one this process has handed
+/// out before: tests run in parallel, and between this call and a server binding the port
+/// the kernel could hand the same port to another test's call.
 pub(crate) fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..1000 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
+    panic!("no loopback port not handed out before in 1000 tries");
 }
 
 pub(crate) fn now() -> i64 {
