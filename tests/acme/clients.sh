@@ -105,15 +105,23 @@ mkdir -p "$work/logs"
 
 # ---- helpers ----------------------------------------------------------------------------
 
-# run WHAT COMMAND... : runs COMMAND with its output in a log of its own; on failure
-# prints the log's tail and fails.
+# new_log WHAT COMMAND...: sets `log` (the caller's local) to a new numbered log file
+# named after WHAT, which starts with the command line.
 log_count=0
-run() {
-  local what=$1 log
+new_log() {
+  local what=$1
   shift
   log_count=$((log_count + 1))
   log=$work/logs/$(printf '%02d' "$log_count")-${what//[^A-Za-z0-9._-]/_}.log
   printf '%s\n' "$*" >"$log"
+}
+
+# run WHAT COMMAND... : runs COMMAND with its output in a log of its own; on failure
+# prints the log's tail and fails.
+run() {
+  local what=$1 log
+  new_log "$@"
+  shift
   if ! "$@" >>"$log" 2>&1 </dev/null; then
     printf -- '---- %s (last 60 lines) ----\n' "$log" >&2
     tail -n 60 "$log" >&2
@@ -201,9 +209,7 @@ next_eab() {
 expect_refusal() {
   local what=$1 pattern=$2 log
   shift 2
-  log_count=$((log_count + 1))
-  log=$work/logs/$(printf '%02d' "$log_count")-${what//[^A-Za-z0-9._-]/_}.log
-  printf '%s\n' "$*" >"$log"
+  new_log "$what" "$@"
   if "$@" >>"$log" 2>&1 </dev/null; then
     fail "$what: the command succeeded, it should have been refused: $*"
   fi
@@ -236,11 +242,13 @@ PY
   ok "lego with key ID $eab_kid and another HMAC key: the server refused the account"
 }
 
-# eab_single_use: a key already bound to an account (the first lego case's) cannot bind
-# another.
+# eab_single_use: a key already bound to an account (the first one recorded in
+# $work/eab) cannot bind another.
 eab_single_use() {
   local name=eab-reused.$run.test path=$work/lego-eab-reused kid hmac
-  read -r kid hmac <<<"$(grep . "$ACME_EAB_KEYS" | sed -n 2p)"
+  read -r kid _ <"$work/eab"
+  hmac=$(awk -v kid="$kid" '$1 == kid { print $2 }' "$ACME_EAB_KEYS")
+  [[ -n $hmac ]] || fail "setup: key $kid is not in ACME_EAB_KEYS"
   step "external account binding: key $kid, bound to an account already, binds no other"
   expect_refusal "lego-reused-eab" "urn:ietf:params:acme:error:unauthorized" "$lego" \
     --server "$directory" --path "$path" --accept-tos --email acme-test@example.org \

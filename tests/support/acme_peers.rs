@@ -588,40 +588,34 @@ impl ClientScript {
             Ok(status) => return Err(ScriptFailure { status: status.to_string(), output }),
             Err(status) => return Err(ScriptFailure { status, output }),
         }
-        let records =
-            |name: &str| std::fs::read_to_string(self.work.join(name)).unwrap_or_default();
+        // Each record file has three space-separated fields a line.
+        let records = |name: &str| -> Vec<[String; 3]> {
+            let text = std::fs::read_to_string(self.work.join(name)).unwrap_or_default();
+            text.lines()
+                .map(|line| {
+                    <[&str; 3]>::try_from(line.split(' ').collect::<Vec<_>>())
+                        .map(|fields| fields.map(str::to_owned))
+                        .unwrap_or_else(|_| {
+                            panic!("a malformed line in {}/{name}: {line:?}", self.work.display())
+                        })
+                })
+                .collect()
+        };
         let issued = records("issued")
-            .lines()
-            .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
-                [serial, name, client] => Issued {
-                    serial: serial.to_owned(),
-                    name: name.to_owned(),
-                    client: client.to_owned(),
-                },
-                _ => panic!("a malformed line in {}/issued: {line:?}", self.work.display()),
-            })
+            .into_iter()
+            .map(|[serial, name, client]| Issued { serial, name, client })
             .collect();
         let revoked = records("revoked")
-            .lines()
-            .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
-                [serial, reason, how] => Revoked {
-                    serial: serial.to_owned(),
-                    reason: reason.parse().unwrap_or_else(|_| panic!("a reason code in {line:?}")),
-                    how: how.to_owned(),
-                },
-                _ => panic!("a malformed line in {}/revoked: {line:?}", self.work.display()),
+            .into_iter()
+            .map(|[serial, reason, how]| Revoked {
+                reason: reason.parse().unwrap_or_else(|_| panic!("a reason code: {reason:?}")),
+                serial,
+                how,
             })
             .collect();
         let bindings = records("eab")
-            .lines()
-            .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
-                [key_id, client, name] => Binding {
-                    key_id: key_id.to_owned(),
-                    client: client.to_owned(),
-                    name: name.to_owned(),
-                },
-                _ => panic!("a malformed line in {}/eab: {line:?}", self.work.display()),
-            })
+            .into_iter()
+            .map(|[key_id, client, name]| Binding { key_id, client, name })
             .collect();
         Ok(ScriptRun { output, issued, revoked, bindings, elapsed })
     }

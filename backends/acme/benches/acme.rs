@@ -44,7 +44,6 @@ fn envelope(c: &mut Criterion) {
     let signature = p256::ecdsa::Signature::from_slice(&signature_bytes).expect("r || s");
     let point = jwk.public_key().point().expect("EC point").to_vec();
     let raw_key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).expect("P-256 point");
-    let point = point.clone();
     assert!(raw_key.verify(message.as_bytes(), &signature).is_ok());
 
     let ring_key =

@@ -552,11 +552,7 @@ impl Store {
                 return Ok(AcmeAccountCreated::EabKeyUnavailable);
             }
         }
-        if created {
-            tx.commit().await.map_err(db(context))?;
-        } else {
-            tx.rollback().await.map_err(db(context))?;
-        }
+        tx.commit().await.map_err(db(context))?;
         let stored = self
             .acme_account_by_key(&new.provisioner, &new.key_thumbprint)
             .await?
